@@ -1,0 +1,278 @@
+"""The kefu process: wires Redis, the bus, the router, the connectors and the
+web server together, and owns startup, reload and graceful shutdown.
+
+Shutdown order keeps the delivery promise: stop listening (no new inbound),
+let the router and the outbound loops finish the batch in hand and ack it,
+close the clients, then stop the embedded Redis (which fsyncs its AOF).
+"""
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from aggregator import config as config_mod
+from aggregator import metrics
+from aggregator import web as web_mod
+from aggregator.agent_actions import AgentActions
+from aggregator.agent_api import AgentApi
+from aggregator.auth import Auth
+from aggregator.config import Settings
+from aggregator.systemd_notify import notify, watchdog_interval
+from connectors import connector_class
+from connectors.base import Connector, ConnectorContext
+from connectors.supervisor import Supervisor
+from connectors.webchat import WebchatConnector
+from routing.router import Router
+from storage.bus import Bus, sleep_or_stop
+from storage.connection import connect
+from storage.conversations import ConversationStore
+from storage.fanout import Fanout
+from storage.keys import Keys
+from storage.redis_server import EmbeddedRedis
+
+log = logging.getLogger("kefu")
+
+STOP_TIMEOUT = 8.0
+
+
+class StartupError(Exception):
+    """A problem an operator must fix before kefu can start (clear message, no trace)."""
+
+
+class Kefu:
+    def __init__(self, settings: Settings, config_path: str | None = None):
+        self.settings = settings
+        self.config_path = config_path
+        self.stop_event = asyncio.Event()
+        self.embedded: EmbeddedRedis | None = None
+        self._lock_fd: int | None = None
+        self.started_at = time.time()
+
+    # -- lifecycle -------------------------------------------------------------
+    async def run(self) -> None:
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_event.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        url = s.redis.url
+        if url is None:
+            self._lock_state_dir()
+            self.embedded = EmbeddedRedis(s.state_dir, s.redis.appendfsync)
+            await self.embedded.start()
+            url = self.embedded.url
+        self.redis, self.blocking = connect(url, block_ms=s.bus.block_ms)
+        try:
+            await self._wait_for_redis()
+            await self._setup()
+            await self._serve()
+        finally:
+            await self.redis.aclose()
+            await self.blocking.aclose()
+            if self.embedded is not None:
+                await self.embedded.stop()
+            self._unlock_state_dir()
+            log.info("stopped")
+
+    async def _setup(self) -> None:
+        s = self.settings
+        self.keys = Keys(s.redis.prefix)
+        self.bus = Bus(self.redis, self.blocking, self.keys, s.bus.dedupe_ttl,
+                       exclusive=self.embedded is not None)
+        self.store = ConversationStore(self.redis, self.keys)
+        await self.sync_agents()
+        self.auth = Auth(s, self.redis, self.keys)
+        self.router = Router(s, self.bus, self.store)
+        self.actions = AgentActions(s, self.store, self.router)
+        self.api = AgentApi(s, self.auth, self.store, self.actions)
+        self.fanout = Fanout(self.redis)
+        self.connectors: dict[str, Connector] = {}
+        for name, cfg in s.channels.items():
+            ctx = ConnectorContext(name=name, config=cfg, settings=s, bus=self.bus, store=self.store,
+                                   actions=self.actions, fanout=self.fanout,
+                                   log=logging.getLogger(f"kefu.channel.{name}"))
+            try:
+                self.connectors[name] = connector_class(cfg)(ctx)
+            except Exception as exc:
+                raise StartupError(f"channel {name!r}: cannot load its connector: {exc}") from None
+        self.supervisor = Supervisor(s, self.bus, self.connectors)
+        self.fanout.subscribe(self.keys.agent_events, self.api.on_event)
+        for conn in self.connectors.values():
+            if isinstance(conn, WebchatConnector):
+                self.fanout.subscribe(self.keys.webchat_push(conn.name), conn.on_push)
+
+    async def _serve(self) -> None:
+        s = self.settings
+        app = web_mod.build(self)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        await runner.setup()
+        site = web.TCPSite(runner, s.web.host, s.web.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise StartupError(f"cannot listen on {s.web.listen}: {exc.strerror or exc}") from None
+        log.info("listening", extra={"listen": s.web.listen, "redis": "embedded" if self.embedded else "url",
+                                     "channels": sorted(self.connectors)})
+        work_stop = asyncio.Event()
+        tasks = [
+            asyncio.create_task(self.router.run(work_stop), name="router"),
+            asyncio.create_task(self.supervisor.run(work_stop), name="supervisor"),
+            asyncio.create_task(self.fanout.run(work_stop), name="fanout"),
+            asyncio.create_task(self._housekeeping(work_stop), name="housekeeping"),
+        ]
+        try:
+            await asyncio.wait_for(self.supervisor.started.wait(), 30)
+        except asyncio.TimeoutError:
+            log.warning("some connectors are still starting")
+        notify("READY=1")
+        watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
+        await self.stop_event.wait()
+        log.info("stopping")
+        notify("STOPPING=1")
+        watchdog.cancel()
+        await site.stop()  # no new connections
+        await self.api.close_sockets()
+        work_stop.set()
+        done, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+        for t in pending:
+            t.cancel()
+        for t in done:
+            if t.exception() is not None:
+                log.error("task ended with an error", extra={"task": t.get_name(), "error": str(t.exception())})
+        await runner.cleanup()
+
+    async def _wait_for_redis(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self.redis.ping()
+                return
+            except Exception as exc:
+                if self.stop_event.is_set():
+                    raise StartupError("stopped while waiting for Redis") from None
+                log.warning("waiting for redis", extra={"error": str(exc), "retry_in": delay})
+                await sleep_or_stop(self.stop_event, delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _housekeeping(self, stop: asyncio.Event) -> None:
+        """Heartbeat (so others know this process lives) and stream trimming."""
+        s = self.settings.bus
+        next_trim = 0.0
+        while not stop.is_set():
+            try:
+                await self.bus.heartbeat(s.heartbeat_ttl)
+                if time.monotonic() >= next_trim:
+                    next_trim = time.monotonic() + s.trim_interval
+                    for stream in [self.keys.inbound, *(self.keys.outbound(n) for n in self.connectors)]:
+                        await self.bus.trim(stream)
+            except Exception as exc:
+                log.warning("housekeeping failed", extra={"error": str(exc)})
+            await sleep_or_stop(stop, min(s.heartbeat_ttl / 3, 5.0))
+
+    async def _watchdog(self) -> None:
+        interval = watchdog_interval()
+        if not interval:
+            return
+        while True:
+            if (await self.health())["status"] == "ok":
+                notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+    # -- config ----------------------------------------------------------------
+    async def sync_agents(self) -> None:
+        s = self.settings
+        await self.store.sync_agents((a.id, a.name, s.capacity(a), a.roles) for a in s.agents)
+
+    async def reload(self) -> None:
+        """SIGHUP: apply a new config.yaml, or keep the old one if it has problems."""
+        if not self.config_path:
+            log.info("reload requested but kefu runs on built-in defaults")
+            return
+        try:
+            new = await asyncio.to_thread(config_mod.load, self.config_path)
+        except config_mod.ConfigError as exc:
+            log.error("config reload refused, keeping the old config", extra={"problems": exc.problems})
+            return
+        for section in ("redis", "web", "state_dir", "channels"):
+            if getattr(new, section) != getattr(self.settings, section):
+                log.warning("config section needs a restart to change", extra={"section": section})
+        # Sections read at use time follow the new settings; the rest stay.
+        new = new.model_copy(update={k: getattr(self.settings, k) for k in ("redis", "web", "state_dir", "channels")})
+        hashes = await asyncio.to_thread(Auth.prepare, new)
+        self.auth.apply(new, hashes)
+        self.settings = new
+        for holder in (self.router, self.api, self.actions, self.supervisor, *(c.ctx for c in self.connectors.values())):
+            holder.settings = new
+        self.router.apply(new)
+        await self.sync_agents()
+        await self.router.drain()
+        log.info("config reloaded", extra={"agents": len(new.agents)})
+
+    # -- state dir lock (embedded Redis belongs to one kefu) -------------------
+    def _lock_state_dir(self) -> None:
+        d = Path(self.settings.state_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        fd = os.open(d / "kefu.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StartupError(f"state_dir {d.resolve()} is in use by another kefu process "
+                               "(give each process its own state_dir, or share a Redis URL)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def _unlock_state_dir(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- health and metrics ----------------------------------------------------
+    async def health(self) -> dict[str, Any]:
+        try:
+            await asyncio.wait_for(self.redis.ping(), 2)
+            redis_state = "ok"
+        except Exception:
+            redis_state = "down"
+        router_state = "ok" if self.router.running else "down"
+        return {
+            "status": "ok" if redis_state == "ok" and router_state == "ok" else "degraded",
+            "redis": redis_state,
+            "router": router_state,
+            "connectors": {n: c.health() for n, c in self.connectors.items()},
+            "uptime": round(time.time() - self.started_at, 1),
+        }
+
+    async def update_metrics(self) -> None:
+        metrics.routed.set(self.router.processed)
+        for n, c in self.connectors.items():
+            metrics.connector_up.labels(n, c.kind).set(1 if c.state == "running" else 0)
+            metrics.delivered.labels(n).set(self.supervisor.sent[n])
+            metrics.delivery_failures.labels(n).set(self.supervisor.failed[n])
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            streams = [self.keys.inbound, *(self.keys.outbound(n) for n in self.connectors)]
+            for st in streams:
+                pipe.xlen(st)
+            for role in [*self.settings.roles, ""]:
+                pipe.zcard(self.keys.queue(role))
+            pipe.zcard(self.keys.open_conversations)
+            pipe.scard(self.keys.agents_online)
+            res = await pipe.execute()
+        except Exception:
+            return
+        for st, n in zip(streams, res):
+            metrics.stream_length.labels(st).set(n)
+        metrics.queue_length.set(sum(res[len(streams):-2]))
+        metrics.open_conversations.set(res[-2])
+        metrics.agents_online.set(res[-1])

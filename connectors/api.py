@@ -1,0 +1,118 @@
+"""The API channel (站内信): the shop's own site messages.
+
+In: ``POST /api/channels/{name}/inbound`` signed with
+``X-Kefu-Signature: sha256=<hex HMAC-SHA256 of the raw body>``; answered 202
+only once the message is in the stream; a repeated ``message_id`` is accepted
+and ignored.  Out: each reply is POSTed to ``callback_url``, signed the same
+way, with a stable ``message_id`` so the shop can recognise a re-send.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import random
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from aggregator.config import ApiChannel
+from aggregator.http_errors import json_error
+from connectors.base import Connector, DeliveryError
+from storage.events import Event
+
+SIGNATURE_HEADER = "X-Kefu-Signature"
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
+    return bool(header) and hmac.compare_digest(sign(secret, body), header.strip())
+
+
+class ApiConnector(Connector):
+    kind = "api"
+    config: ApiChannel
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.session: aiohttp.ClientSession | None = None
+        self.secret = self.config.secret.get_secret_value()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post(f"/api/channels/{self.name}/inbound", self.inbound)]
+
+    async def start(self) -> None:
+        self.session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.config.callback_timeout))
+
+    async def stop(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+    async def inbound(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if not signature_ok(self.secret, body, request.headers.get(SIGNATURE_HEADER)):
+            return json_error(401, "invalid or missing X-Kefu-Signature")
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return json_error(400, "body is not valid JSON")
+        problem = _validate(data)
+        if problem:
+            return json_error(400, problem)
+        if len(data["text"]) > self.ctx.settings.web.max_text_length:
+            return json_error(413, f"text longer than {self.ctx.settings.web.max_text_length} characters")
+        meta: dict[str, Any] = {}
+        if isinstance(data.get("attributes"), dict):
+            meta["attributes"] = data["attributes"]
+        event = self.inbound_event(str(data["customer_id"]), data["text"],
+                                   platform_msg_id=str(data["message_id"]),
+                                   sender_name=str(data.get("name") or ""), meta=meta)
+        published = await self.receive(event)
+        return web.json_response({"id": published.id, "duplicate": published.duplicate}, status=202)
+
+    async def send(self, event: Event) -> None:
+        if self.config.callback_url is None:
+            raise DeliveryError("channel has no callback_url", permanent=True)
+        if self.session is None:
+            raise RuntimeError("connector not started")
+        body = json.dumps({"customer_id": event.customer_id, "conversation_id": event.conversation_id,
+                           "message_id": event.id, "text": event.text}, ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self.secret, body)}
+        delay, last = 0.5, ""
+        for attempt in range(self.config.retries + 1):
+            if attempt:
+                await asyncio.sleep(delay * (0.75 + random.random() / 2))
+                delay = min(delay * 2, 30.0)
+            try:
+                async with self.session.post(str(self.config.callback_url), data=body, headers=headers) as resp:
+                    if resp.status < 300:
+                        return
+                    last = f"callback answered {resp.status}"
+                    if 400 <= resp.status < 500 and resp.status not in (408, 409, 425, 429):
+                        raise DeliveryError(last, permanent=True)
+                    if resp.status == 429 and resp.headers.get("Retry-After", "").isdigit():
+                        delay = float(resp.headers["Retry-After"])
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                last = f"callback unreachable: {type(exc).__name__}"
+        raise DeliveryError(last)
+
+
+def _validate(data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return "body must be a JSON object"
+    for key in ("customer_id", "message_id"):
+        v = data.get(key)
+        if not isinstance(v, (str, int)) or isinstance(v, bool) or str(v) == "":
+            return f"{key} is required (string)"
+    if not isinstance(data.get("text"), str) or not data["text"].strip():
+        return "text is required (non-empty string)"
+    if "name" in data and data["name"] is not None and not isinstance(data["name"], str):
+        return "name must be a string"
+    return None

@@ -1,0 +1,99 @@
+"""The one small interface every channel implements.
+
+A connector turns platform messages into `Event`s and hands them to
+`ctx.receive()` (which returns only once the event is durably in the stream —
+acknowledge the platform after that, never before), and delivers outbound
+events in `send()`.  The supervisor (connectors/supervisor.py) owns the
+lifecycle: it calls `start()`, feeds `send()` from the channel's outbound
+stream, and restarts a connector that raises, with backoff, while the others
+keep running.
+"""
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from aiohttp import web
+
+from storage.bus import Published
+from storage.events import Event, new_id
+
+if TYPE_CHECKING:
+    from aggregator.agent_actions import AgentActions
+    from aggregator.config import ChannelConfig, Settings
+    from storage.fanout import Fanout
+    from storage.bus import Bus
+    from storage.conversations import ConversationStore
+
+
+class DeliveryError(Exception):
+    """One outbound message could not be delivered now; the connector itself is fine.
+
+    The entry stays pending and is retried later.  `permanent` means retrying
+    cannot help (the platform rejected it): the entry is parked instead.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None):
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+@dataclass(slots=True)
+class ConnectorContext:
+    name: str  # the channel's name in config.yaml
+    config: "ChannelConfig"
+    settings: "Settings"
+    bus: "Bus"
+    store: "ConversationStore"
+    actions: "AgentActions"  # agents acting from a chat app go through the same rules
+    fanout: "Fanout"  # subscribe (in __init__) to live events, e.g. bus.keys.agent_events
+    log: logging.Logger
+
+
+class Connector(ABC):
+    kind: ClassVar[str]
+
+    def __init__(self, ctx: ConnectorContext):
+        self.ctx = ctx
+        self.name = ctx.name
+        self.config = ctx.config
+        self.log = ctx.log
+        self.state = "starting"  # starting | running | failed | stopped
+        self.last_error: str | None = None
+
+    def routes(self) -> list[web.RouteDef]:
+        """HTTP routes this channel serves on the shared web server (mounted once)."""
+        return []
+
+    async def start(self) -> None:
+        """Connect to the platform; return once ready to receive and send."""
+
+    async def stop(self) -> None:
+        """Disconnect; must be safe to call after a failed start."""
+
+    @abstractmethod
+    async def send(self, event: Event) -> None:
+        """Deliver one outbound message.  Raise DeliveryError for this message only,
+        anything else to have the connector restarted."""
+
+    def health(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "state": self.state}
+        if self.last_error:
+            out["error"] = self.last_error
+        return out
+
+    # -- helpers for subclasses ---------------------------------------------------
+    def inbound_event(self, customer_id: str, text: str, *, platform_msg_id: str | None,
+                      sender_name: str = "", **kw: Any) -> Event:
+        return Event(
+            id=new_id("m"), channel=self.name, channel_kind=self.kind, direction="in",
+            customer_id=customer_id, text=text, platform_msg_id=platform_msg_id,
+            sender_kind="customer", sender_id=customer_id, sender_name=sender_name, **kw,
+        )
+
+    async def receive(self, event: Event) -> Published:
+        """Put an inbound event durably into the stream (deduplicated)."""
+        return await self.ctx.bus.publish_inbound(event)

@@ -1,0 +1,128 @@
+"""Runs every connector as its own task and feeds it its outbound stream.
+
+A connector that raises — on start, or on send with anything but a
+DeliveryError — is stopped and started again after an exponential backoff;
+the others are never touched.  Each reply is marked sent right after the
+platform took it and acknowledged after that, so a restart or a claim by
+another process resends only what was not yet handed over (and a resend
+carries the same message id).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from typing import Iterable
+
+from aggregator.config import Settings
+from connectors.base import Connector, DeliveryError
+from storage.bus import Bus, StreamConsumer, sleep_or_stop
+from storage.events import Event
+
+log = logging.getLogger("kefu.supervisor")
+
+GROUP = "connector"
+SENT_TTL = 7 * 86400
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, bus: Bus, connectors: dict[str, Connector]):
+        self.settings = settings
+        self.bus = bus
+        self.connectors = connectors
+        self.started = asyncio.Event()  # every connector has tried to start once
+        self._tried: set[str] = set()
+        self.sent = defaultdict(int)
+        self.failed = defaultdict(int)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if not self.connectors:
+            self.started.set()
+        await asyncio.gather(*(self._run_one(c, stop) for c in self.connectors.values()))
+
+    def _mark_tried(self, name: str) -> None:
+        self._tried.add(name)
+        if self._tried >= set(self.connectors):
+            self.started.set()
+
+    async def _run_one(self, conn: Connector, stop: asyncio.Event) -> None:
+        cfg = self.settings.supervisor
+        delay = cfg.restart_initial
+        while not stop.is_set():
+            running_since = None
+            try:
+                conn.state = "starting"
+                await conn.start()
+                running_since = time.monotonic()
+                conn.state, conn.last_error = "running", None
+                log.info("connector running", extra={"channel": conn.name, "kind": conn.kind})
+                self._mark_tried(conn.name)
+                consumer = StreamConsumer(
+                    self.bus, self.bus.keys.outbound(conn.name), GROUP,
+                    lambda batch, c=conn: self._deliver(c, batch),
+                    batch=min(self.settings.bus.batch, 50), block_ms=self.settings.bus.block_ms,
+                    claim_idle_ms=int(self.settings.bus.claim_idle * 1000),
+                    heartbeat_ttl=self.settings.bus.heartbeat_ttl,
+                )
+                await consumer.run(stop)
+                delay = cfg.restart_initial
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                while isinstance(exc, ExceptionGroup):
+                    exc = exc.exceptions[0]
+                conn.state, conn.last_error = "failed", f"{type(exc).__name__}: {exc}"[:300]
+                self._mark_tried(conn.name)
+                if running_since is not None and time.monotonic() - running_since >= cfg.restart_max:
+                    delay = cfg.restart_initial  # it had been healthy: a new failure, not the same one
+                log.error("connector failed, restarting", extra={
+                    "channel": conn.name, "error": conn.last_error, "retry_in": delay})
+                await self._stop(conn)
+                await sleep_or_stop(stop, delay)
+                delay = min(delay * 2, cfg.restart_max)
+                continue
+        await self._stop(conn)
+        conn.state = "stopped"
+
+    async def _stop(self, conn: Connector) -> None:
+        try:
+            await asyncio.wait_for(conn.stop(), 5)
+        except Exception as exc:
+            log.warning("connector stop failed", extra={"channel": conn.name, "error": str(exc)})
+
+    async def _deliver(self, conn: Connector, batch: list[tuple[str, Event]]) -> Iterable[str]:
+        r, keys = self.bus.redis, self.bus.keys
+        pipe = r.pipeline(transaction=False)
+        for _, ev in batch:
+            pipe.exists(keys.sent(ev.id))
+        already = await pipe.execute()
+        done: list[str] = []
+        by_conversation: dict[str | None, list[tuple[str, Event]]] = defaultdict(list)
+        for (sid, ev), was_sent in zip(batch, already):
+            if was_sent:
+                done.append(sid)
+            else:
+                by_conversation[ev.conversation_id].append((sid, ev))
+
+        async def in_order(items: list[tuple[str, Event]]) -> None:
+            for sid, ev in items:
+                try:
+                    await conn.send(ev)
+                except DeliveryError as exc:
+                    self.failed[conn.name] += 1
+                    if exc.permanent:
+                        await self.bus.park(keys.outbound(conn.name), sid, str(exc), ev.encode())
+                        done.append(sid)
+                        continue
+                    log.warning("delivery failed, will retry", extra={
+                        "channel": conn.name, "message_id": ev.id, "error": str(exc)})
+                    return  # later replies of this conversation wait behind it
+                await r.set(keys.sent(ev.id), "1", ex=SENT_TTL)
+                self.sent[conn.name] += 1
+                done.append(sid)
+
+        async with asyncio.TaskGroup() as tg:
+            for items in by_conversation.values():
+                tg.create_task(in_order(items))
+        return done

@@ -1,0 +1,216 @@
+"""Web chat: the widget's WebSocket (SPEC "Web chat") and its static files.
+
+A visitor is identified by a random `visitor_token` kept in the browser; the
+customer id is a hash of it, so the token itself is never stored.  A reply
+may be consumed by any kefu process, so `send()` publishes it on pub/sub and
+the process holding the visitor's socket writes it; a reply nobody could
+write yet waits in a short per-visitor list and is written on reconnect
+(the full history is sent on every resume too, and ids let the widget drop
+what it already shows).
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+import time
+import uuid
+from collections import defaultdict
+from importlib import resources
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from connectors.base import Connector
+from storage.events import Event
+
+PENDING_TTL = 7 * 86400
+STATIC = resources.files("connectors") / "webchat_static"
+
+
+def customer_id_for(token: str) -> str:
+    return "v_" + hashlib.sha256(token.encode()).hexdigest()[:24]
+
+
+def _valid_token(token: str | None) -> bool:
+    return bool(token) and 20 <= len(token) <= 128 and all(c.isalnum() or c in "-_" for c in token)
+
+
+class WebchatConnector(Connector):
+    kind = "webchat"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
+        self.keys = ctx.bus.keys
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/webchat/ws", self.websocket),
+            web.get("/webchat/", self.static_file("index.html", "text/html")),
+            web.get("/webchat/widget.js", self.static_file("widget.js", "application/javascript")),
+            web.get("/webchat/config.json", self.widget_config),
+        ]
+
+    async def widget_config(self, request: web.Request) -> web.Response:
+        """What the widget shows before the first message: title, colour, welcome, whether
+        anyone is online.  Readable from any shop domain (CORS)."""
+        s, cfg = self.ctx.settings, self.config
+        online = bool(await self.ctx.bus.redis.scard(self.keys.agents_online))
+        role = cfg.role or s.router.default_role
+        closed = {lang: self.ctx.actions.router.off_hours_text(role, lang, self.name) for lang in ("zh", "en")}
+        body = {"title": cfg.title.model_dump() if cfg.title else None, "color": cfg.color,
+                "lang": cfg.language, "position": cfg.position, "online": online,
+                "bot_name": s.bot_name.model_dump(),
+                "welcome": _localized(s, "welcome", self.name),
+                "offline_note": closed if closed["zh"] else _localized(s, "nobody_online", self.name)}
+        if closed["zh"]:
+            body["online"] = False  # outside working hours: say when a human will answer
+        return web.json_response({k: v for k, v in body.items() if v is not None},
+                                 headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "max-age=30"})
+
+    def static_file(self, name: str, content_type: str):
+        async def handler(request: web.Request) -> web.Response:
+            try:
+                body = (STATIC / name).read_bytes()
+            except FileNotFoundError:
+                raise web.HTTPNotFound()
+            return web.Response(body=body, content_type=content_type, charset="utf-8",
+                                headers={"Cache-Control": "no-cache"})
+        return handler
+
+    async def stop(self) -> None:
+        """Close visitors' sockets (1001): their widgets reconnect to a running kefu."""
+        sockets = [ws for group in self.sockets.values() for ws in group]
+        await asyncio.gather(*(ws.close(code=1001, message=b"server restarting") for ws in sockets),
+                             return_exceptions=True)
+
+    async def on_push(self, data: bytes) -> None:
+        """A reply published by whichever process consumed it."""
+        msg = json.loads(data)
+        customer = msg.pop("customer_id")
+        delivered = False
+        for ws in list(self.sockets.get(customer, ())):
+            delivered = await _send_json(ws, msg) or delivered
+        if delivered:  # a socket that was closing does not count: the reply waits for the next one
+            await self.ctx.bus.redis.lrem(self.keys.webchat_pending(self.name, customer), 0, msg["id"])
+
+    async def send(self, event: Event) -> None:
+        frame = {"type": "message", "id": event.id, "text": event.text,
+                 "sender": {"kind": event.sender_kind, "name": event.sender_name}, "ts": event.ts,
+                 "attachments": event.attachments}
+        r = self.ctx.bus.redis
+        pending = self.keys.webchat_pending(self.name, event.customer_id)
+        pipe = r.pipeline(transaction=True)
+        pipe.rpush(pending, event.id)
+        pipe.expire(pending, PENDING_TTL)
+        pipe.publish(self.keys.webchat_push(self.name),
+                     json.dumps({**frame, "customer_id": event.customer_id}, ensure_ascii=False))
+        await pipe.execute()
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        if self.state != "running":
+            raise web.HTTPServiceUnavailable(reason="web chat is restarting, try again shortly")
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
+        await ws.prepare(request)
+        token = request.query.get("token")
+        resumed = _valid_token(token)
+        if not resumed:
+            token = secrets.token_urlsafe(24)
+        customer = customer_id_for(token)
+        store = self.ctx.store
+        cid = await store.current_for_customer(self.name, customer) if resumed else None
+        await _send_json(ws, {"type": "hello", "visitor_token": token, "conversation_id": cid})
+        try:
+            if cid:
+                await self._resume(ws, customer, cid)
+            else:
+                self.sockets[customer].add(ws)
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_frame(ws, customer, msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    await _send_json(ws, {"type": "error", "error": "binary frames are not supported"})
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self.sockets[customer].discard(ws)
+            if not self.sockets[customer]:
+                del self.sockets[customer]
+        return ws
+
+    async def _resume(self, ws: web.WebSocketResponse, customer: str, cid: str) -> None:
+        """History first, then live pushes, then replies that never reached a socket —
+        in that order, so a client can take the history as its baseline."""
+        history = await self._history(cid)
+        await _send_json(ws, {"type": "history", "conversation_id": cid, "messages": history})
+        self.sockets[customer].add(ws)
+        r, pending_key = self.ctx.bus.redis, self.keys.webchat_pending(self.name, customer)
+        pending = [mid.decode() for mid in await r.lrange(pending_key, 0, -1)]
+        by_id = {m["id"]: m for m in history}
+        if any(mid not in by_id for mid in pending):  # stored after the history was read
+            by_id = {m["id"]: m for m in await self._history(cid)}
+        for mid in pending:
+            if mid in by_id and await _send_json(ws, {"type": "message", **by_id[mid]}):
+                await r.lrem(pending_key, 0, mid)
+
+    async def _history(self, cid: str) -> list[dict[str, Any]]:
+        conv = await self.ctx.store.get(cid)
+        return [{"id": m["id"], "text": m["text"], "ts": m["ts"], "attachments": m["attachments"],
+                 "sender": {"kind": m["sender"]["kind"], "name": m["sender"]["name"]}}
+                for m in (conv["messages"] if conv else [])]
+
+    async def _on_frame(self, ws: web.WebSocketResponse, customer: str, data: str) -> None:
+        try:
+            frame = json.loads(data)
+        except ValueError:
+            await _send_json(ws, {"type": "error", "error": "frame is not valid JSON"})
+            return
+        if not isinstance(frame, dict) or frame.get("type") != "message":
+            await _send_json(ws, {"type": "error", "error": "expected {\"type\": \"message\", ...}"})
+            return
+        text, cmid = frame.get("text"), frame.get("client_msg_id")
+        if not isinstance(cmid, str) or not cmid or len(cmid) > 128:
+            cmid = str(uuid.uuid4()) if cmid is None else None
+        if cmid is None:
+            await _send_json(ws, {"type": "error", "error": "client_msg_id must be a string"})
+            return
+        if not isinstance(text, str) or not text.strip():
+            await _send_json(ws, {"type": "error", "client_msg_id": cmid, "error": "text is required"})
+            return
+        limit = self.ctx.settings.web.max_text_length
+        if len(text) > limit:
+            await _send_json(ws, {"type": "error", "client_msg_id": cmid,
+                                  "error": f"text longer than {limit} characters"})
+            return
+        name = frame.get("name") if isinstance(frame.get("name"), str) else ""
+        event = self.inbound_event(customer, text, platform_msg_id=f"{customer}:{cmid}",
+                                   sender_name=name[:100], platform_ts=time.time())
+        try:
+            published = await self.receive(event)
+        except (RedisConnectionError, RedisTimeoutError):  # not stored, not acknowledged: the widget retries
+            await _send_json(ws, {"type": "error", "client_msg_id": cmid, "retry": True,
+                                  "error": "temporarily unavailable, retrying"})
+            return
+        await _send_json(ws, {"type": "ack", "client_msg_id": cmid, "id": published.id})
+
+
+async def _send_json(ws: web.WebSocketResponse, data: dict[str, Any]) -> bool:
+    """Write one frame; False if the socket is closing or gone."""
+    if ws.closed:
+        return False
+    try:
+        await ws.send_str(json.dumps(data, ensure_ascii=False))
+    except (ConnectionResetError, asyncio.CancelledError, RuntimeError):
+        return False
+    return True
+
+
+def _localized(settings, name: str, channel: str) -> dict[str, str]:
+    from routing.automation import Templates
+
+    t = Templates(settings)
+    return {lang: t.text(name, lang, channel=channel, customer_name="") for lang in ("zh", "en")}

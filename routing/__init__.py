@@ -1,0 +1,1 @@
+"""Who answers what: assignment, and (next) roles, hours, SLA and automation."""

@@ -1,0 +1,1 @@
+"""Redis Streams bus, live state and (later) the SQL archive."""

@@ -1,0 +1,302 @@
+"""The Redis Streams bus: durable inbound publish, consumer-group readers, trimming.
+
+Delivery rules (SPEC "Delivery promise"):
+- `publish_inbound` returns only once the event is in the stream, so a
+  connector acknowledges its platform only after that; a platform message id
+  seen before returns the first event's id instead of adding a second entry.
+- `StreamConsumer` reads through a consumer group in batches and acks an entry
+  only after its handler reports it done.  Entries of a consumer whose process
+  died are claimed at once (heartbeat expired, or any other consumer when this
+  process owns its embedded Redis); entries a live consumer left pending too
+  long are taken over with XAUTOCLAIM.  Handlers are idempotent, so a claimed
+  entry is processed once in effect.
+- Streams are trimmed to the oldest entry some group still needs, so memory
+  stays bounded without ever dropping unconsumed work.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Iterable
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from storage.events import BrokenEvent, Event
+from storage.keys import Keys
+
+log = logging.getLogger("kefu.bus")
+
+# A handler gets decoded events and returns the stream ids it finished.
+Handler = Callable[[list[tuple[str, Event]]], Awaitable[Iterable[str]]]
+
+_PUBLISH_DEDUPED = """
+local prev = redis.call('GET', KEYS[1])
+if prev then return {prev, 1} end
+redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return {ARGV[1], 0}
+"""
+
+
+@dataclass(slots=True)
+class Published:
+    id: str  # kefu event id (the first one's, for a duplicate)
+    duplicate: bool
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+
+
+class Bus:
+    def __init__(self, redis: aioredis.Redis, blocking: aioredis.Redis, keys: Keys,
+                 dedupe_ttl: int, exclusive: bool):
+        self.redis = redis
+        self.blocking = blocking  # own pool, socket timeout above the block time
+        self.keys = keys
+        self.dedupe_ttl = dedupe_ttl
+        self.exclusive = exclusive  # this process alone uses the Redis (embedded)
+        self.consumer = consumer_name()
+        self._publish = redis.register_script(_PUBLISH_DEDUPED)
+
+    async def publish_inbound(self, event: Event) -> Published:
+        blob = event.encode()
+        if not event.platform_msg_id:
+            await self.redis.xadd(self.keys.inbound, {"e": blob})
+            return Published(event.id, False)
+        eid, dup = await self._publish(
+            keys=[self.keys.dedupe(event.channel, event.platform_msg_id), self.keys.inbound],
+            args=[event.id, blob, self.dedupe_ttl],
+        )
+        return Published(eid.decode() if isinstance(eid, bytes) else eid, bool(dup))
+
+    async def ensure_group(self, stream: str, group: str) -> None:
+        try:
+            await self.redis.xgroup_create(stream, group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def park(self, stream: str, entry_id: str, reason: str, raw: bytes | None) -> None:
+        log.warning("parked entry", extra={"stream": stream, "entry": entry_id, "reason": reason})
+        await self.redis.xadd(
+            self.keys.parked,
+            {"stream": stream, "entry": entry_id, "reason": reason, "raw": raw or b""},
+            maxlen=10000, approximate=True,
+        )
+
+    async def heartbeat(self, ttl: float) -> None:
+        await self.redis.set(self.keys.consumer_alive(self.consumer), "1", px=int(ttl * 1000))
+
+    async def trim(self, stream: str) -> int:
+        """Drop entries every group of `stream` has finished with."""
+        try:
+            groups = await self.redis.xinfo_groups(stream)
+        except ResponseError:
+            return 0
+        if not groups:
+            return 0
+        floor: tuple[int, int] | None = None
+        for g in groups:
+            last = _parse_id(g["last-delivered-id"])
+            need = (last[0], last[1] + 1)
+            if g["pending"]:
+                summary = await self.redis.xpending(stream, g["name"])
+                need = min(need, _parse_id(summary["min"]))
+            floor = need if floor is None else min(floor, need)
+        assert floor is not None
+        return await self.redis.xtrim(stream, minid=f"{floor[0]}-{floor[1]}", approximate=False)
+
+
+def _parse_id(raw: bytes | str) -> tuple[int, int]:
+    s = raw.decode() if isinstance(raw, bytes) else raw
+    ms, _, seq = s.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _sid(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+class StreamConsumer:
+    """Reads one stream through one consumer group and feeds a handler in batches."""
+
+    def __init__(self, bus: Bus, stream: str, group: str, handler: Handler, *,
+                 batch: int = 100, block_ms: int = 1000, claim_idle_ms: int = 30000,
+                 heartbeat_ttl: float = 15.0):
+        self.bus = bus
+        self.stream = stream
+        self.group = group
+        self.handler = handler
+        self.batch = batch
+        self.block_ms = block_ms
+        self.claim_idle_ms = claim_idle_ms
+        self.heartbeat_ttl = heartbeat_ttl
+        self.name = bus.consumer
+        self.running = False
+        self._next_claim = 0.0
+        # Entries a handler left unfinished are retried from this consumer's own
+        # pending list after a short delay (not only after claim_idle).
+        self.retry_delay = min(claim_idle_ms / 1000, 5.0)
+        self._retry_at: float | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Process until `stop` is set; the batch in hand is always finished first."""
+        await self.bus.ensure_group(self.stream, self.group)
+        own_pending = True
+        backoff = 0.1
+        prefetch: asyncio.Task | None = None  # the next batch, read while this one is handled
+        self.running = True
+        try:
+            while not stop.is_set():
+                try:
+                    if self._retry_at is not None and time.monotonic() >= self._retry_at:
+                        self._retry_at, own_pending = None, True
+                    if own_pending:
+                        entries = self._decode(await self._read("0"))
+                        own_pending = bool(entries)
+                    elif prefetch is not None:
+                        entries, prefetch = await prefetch, None
+                    else:
+                        entries = self._decode(await self._reclaim() or await self._read(">"))
+                    if entries and not own_pending:
+                        prefetch = asyncio.create_task(self._read_decoded())
+                        await asyncio.sleep(0)  # let it send its read before the handler's commands
+                    if entries and await self._handle(entries):
+                        own_pending = False  # unfinished ones are retried after retry_delay
+                    backoff = 0.1
+                except (RedisError, OSError) as exc:
+                    prefetch = None
+                    log.warning("redis unavailable, retrying",
+                                extra={"stream": self.stream, "error": str(exc), "retry_in": backoff})
+                    await sleep_or_stop(stop, backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    own_pending = True
+        finally:
+            self.running = False
+            if prefetch is not None:
+                # Entries it may still deliver stay pending under this consumer and are
+                # claimed as a dead consumer's after a restart: nothing is lost.
+                prefetch.cancel()
+                await asyncio.gather(prefetch, return_exceptions=True)
+
+    async def poll_once(self) -> int:
+        """Handle what is waiting now, without blocking (tests, benchmarks)."""
+        await self.bus.ensure_group(self.stream, self.group)
+        total = 0
+        while True:
+            res = await self.bus.redis.xreadgroup(self.group, self.name, {self.stream: ">"}, count=self.batch)
+            entries = [e for e in res[0][1] if e[1]] if res else []
+            if not entries:
+                return total
+            await self._handle(self._decode(entries))
+            total += len(entries)
+
+    async def _read(self, start: str) -> list:
+        client = self.bus.blocking if start == ">" else self.bus.redis
+        res = await client.xreadgroup(
+            self.group, self.name, {self.stream: start}, count=self.batch,
+            block=self.block_ms if start == ">" else None,
+        )
+        if not res:
+            return []
+        return [e for e in res[0][1] if e[1]]
+
+    async def _reclaim(self) -> list:
+        """Entries of dead consumers at once; entries idle too long via XAUTOCLAIM."""
+        now = time.monotonic()
+        if now < self._next_claim:
+            return []
+        self._next_claim = now + min(self.claim_idle_ms / 1000 / 2, 5.0)
+        r = self.bus.redis
+        await self.bus.heartbeat(self.heartbeat_ttl)
+        claimed: list = []
+        for c in await r.xinfo_consumers(self.stream, self.group):
+            name = _sid(c["name"])
+            if name == self.name:
+                continue
+            dead = self.bus.exclusive or not await r.exists(self.bus.keys.consumer_alive(name))
+            if not dead:
+                continue
+            if c["pending"]:
+                pend = await r.xpending_range(self.stream, self.group, "-", "+", self.batch, consumername=name)
+                ids = [p["message_id"] for p in pend]
+                if ids:
+                    claimed += await r.xclaim(self.stream, self.group, self.name, 0, ids)
+            if c["pending"] <= self.batch and not claimed:
+                await r.xgroup_delconsumer(self.stream, self.group, name)
+            if claimed:
+                break
+        if not claimed:
+            res = await r.xautoclaim(self.stream, self.group, self.name, self.claim_idle_ms,
+                                     start_id="0-0", count=self.batch)
+            claimed = res[1]
+        claimed = [e for e in claimed if e and e[1]]
+        if claimed:
+            log.info("claimed pending entries", extra={"stream": self.stream, "count": len(claimed)})
+            self._next_claim = 0.0  # more may be waiting
+        return claimed
+
+    async def _read_decoded(self) -> list:
+        """The next batch, read and decoded while the previous one is being handled
+        (so decoding overlaps with the handler's wait on Redis)."""
+        return self._decode(await self._read(">"))
+
+    @staticmethod
+    def _decode(entries: list) -> list[tuple[str, Event | BrokenEvent, bytes | None]]:
+        out = []
+        for sid, fields in entries:
+            raw = fields.get(b"e") or fields.get("e")
+            try:
+                out.append((_sid(sid), Event.decode(raw), raw))
+            except BrokenEvent as exc:
+                out.append((_sid(sid), exc, raw))
+        return out
+
+    async def _handle(self, entries: list[tuple[str, Event | BrokenEvent, bytes | None]]) -> int:
+        """Park broken entries, hand the rest to the handler, ack what it finished;
+        returns how many it did not."""
+        events: list[tuple[str, Event]] = []
+        broken: list[str] = []
+        for sid, ev, raw in entries:
+            if isinstance(ev, BrokenEvent):
+                await self.bus.park(self.stream, sid, str(ev), raw)
+                broken.append(sid)
+            else:
+                events.append((sid, ev))
+        done = list(await self._holding([sid for sid, _ in events], self.handler(events))) if events else []
+        if done or broken:
+            await self.bus.redis.xack(self.stream, self.group, *done, *broken)
+        unfinished = len(events) - len(done)
+        if unfinished and self._retry_at is None:
+            self._retry_at = time.monotonic() + self.retry_delay
+        return unfinished
+
+    async def _holding(self, ids: list[str], work: Awaitable[Iterable[str]]) -> Iterable[str]:
+        """Run `work` while keeping the entries in hand from looking idle, so a
+        slow handler (a platform taking its time) is not taken over by another
+        process's XAUTOCLAIM and done twice."""
+        async def touch() -> None:
+            while True:
+                await asyncio.sleep(self.claim_idle_ms / 1000 / 3)
+                try:
+                    await self.bus.redis.xclaim(self.stream, self.group, self.name, 0, ids, justid=True)
+                except (RedisError, OSError):
+                    pass
+        toucher = asyncio.create_task(touch())
+        try:
+            return await work
+        finally:
+            toucher.cancel()
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except asyncio.TimeoutError:
+        pass
