@@ -2,8 +2,9 @@
 
 Per batch from the inbound stream:
 1. decide, per message, what the rules say (role, tier, priority, language,
-   order number, a request for a human) — pure Python, no I/O;
-2. store the batch in one pipelined round trip (storage/lua/ingest.lua:
+   order number, a request for a human) — pure Python, no I/O, done as soon
+   as the batch is read, while Redis still works on the batch before it;
+2. store the batch in one script call (storage/lua/ingest.lua:
    find or open the conversation, append the message once, assign it to an
    online agent of the role — sticky, least loaded, longest idle, VIP lane,
    fallback role — or queue it), honouring which roles are closed right now;
@@ -25,6 +26,7 @@ import json
 import logging
 import re
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 
@@ -32,7 +34,7 @@ from aggregator.config import Settings
 from routing.automation import Templates, detect_language
 from routing.working_hours import WorkingHours
 from storage.bus import Bus, StreamConsumer, sleep_or_stop
-from storage.conversations import ConversationError, ConversationStore, Routing
+from storage.conversations import ConversationError, ConversationStore, Routing, pack_ingest
 from storage.events import Event
 
 log = logging.getLogger("kefu.router")
@@ -57,6 +59,15 @@ def find_order_no(text: str) -> str:
     return ""
 
 
+@dataclass(slots=True)
+class Prepared:
+    """A batch from the inbound stream with the rules' decisions already made."""
+    batch: list[tuple[str, Event]]
+    messages: list[Event]  # the customer messages among them
+    decisions: list[Routing]
+    packed: bytes  # storage.conversations.pack_ingest(messages, decisions)
+
+
 class Router:
     def __init__(self, settings: Settings, bus: Bus, store: ConversationStore,
                  clock: Callable[[], float] = time.time):
@@ -67,7 +78,7 @@ class Router:
         self.settings = settings
         self.apply(settings)
         self.consumer = StreamConsumer(
-            bus, bus.keys.inbound, GROUP, self.handle, batch=settings.bus.batch,
+            bus, bus.keys.inbound, GROUP, self.handle, prepare=self.prepare, batch=settings.bus.batch,
             block_ms=settings.bus.block_ms, claim_idle_ms=int(settings.bus.claim_idle * 1000),
             heartbeat_ttl=settings.bus.heartbeat_ttl,
         )
@@ -98,9 +109,8 @@ class Router:
         at = datetime.fromtimestamp(now, timezone.utc)
         return [r for r in self.settings.roles if (c := self.calendar(r)) is not None and not c.is_open(at)]
 
-    def context(self, now: float, online: set[bytes] | None = None) -> str:
-        """Routing context for the Lua scripts (storage/lua/common.lua); with the set of
-        online agents, also which roles have someone online (for ingest.lua)."""
+    def context(self, now: float) -> str:
+        """Routing context for the Lua scripts (storage/lua/common.lua)."""
         s = self.settings
         at = datetime.fromtimestamp(now, timezone.utc)
         off = [a.id for a in s.agents if a.hours and not self.calendars[a.hours].is_open(at)]
@@ -113,8 +123,6 @@ class Router:
             "roles": {**{r: 1 for r in s.roles}, "_any": 1},
             "remind_after": s.sla.remind_after,
             "position_updates": s.router.position_updates,
-            "online_roles": sorted({r for a in s.agents if online and a.id.encode() in online
-                                    for r in [*a.roles, ""]}),
         })
 
     def keyword_role(self, text: str) -> str:
@@ -164,22 +172,30 @@ class Router:
         )
 
     # -- the consumer ----------------------------------------------------------
-    async def handle(self, batch: list[tuple[str, Event]]) -> Iterable[str]:
+    def prepare(self, batch: list[tuple[str, Event]]) -> "Prepared":
+        """Step 1, pure Python: the rules' decisions and the ingest argument.  The
+        consumer runs this as soon as a batch is read, while Redis still works on
+        the previous one."""
         now = self.clock()
         messages = [ev for _, ev in batch if ev.type == "message" and ev.direction == "in"]
+        decisions = [self.decide(ev) for ev in messages]
+        dues: dict[tuple[str, str], tuple[float, float]] = {}
+        for d in decisions:  # SLA due times, the same for every message of a batch
+            key = (d.role, d.priority)
+            if key not in dues:
+                target = getattr(self.settings.sla, d.priority, self.settings.sla.normal)
+                dues[key] = (self._due(d.role, now, target.first_response),
+                             self._due(d.role, now, target.resolution))
+            d.first_due, d.resolution_due = dues[key]
+        return Prepared(batch, messages, decisions, pack_ingest(messages, decisions) if messages else b"")
+
+    async def handle(self, prepared: Prepared) -> Iterable[str]:
+        """Steps 2-4 for a prepared batch; returns the stream ids it finished."""
+        batch, messages, decisions = prepared.batch, prepared.messages, prepared.decisions
+        now = self.clock()
         if messages:
-            decisions = [self.decide(ev) for ev in messages]
-            dues: dict[tuple[str, str], tuple[float, float]] = {}
-            for d in decisions:  # SLA due times, the same for every message of a batch
-                key = (d.role, d.priority)
-                if key not in dues:
-                    target = getattr(self.settings.sla, d.priority, self.settings.sla.normal)
-                    dues[key] = (self._due(d.role, now, target.first_response),
-                                 self._due(d.role, now, target.resolution))
-                d.first_due, d.resolution_due = dues[key]
-            online = await self.store.redis.smembers(self.bus.keys.agents_online)
-            context = self.context(now, online)
-            results = await self.store.ingest(messages, decisions, context, now)
+            context = self.context(now)
+            results, online_roles = await self.store.ingest(messages, prepared.packed, context, now)
             payloads: list[dict] = []
             for ev, (cid, fresh, _created, changed, view) in zip(messages, results):
                 if fresh:
@@ -187,8 +203,8 @@ class Router:
                     payloads.append({"type": "message", "conversation_id": cid, "message": ev.public()})
                     if changed and view is not None:
                         payloads.append({"type": "conversation", "conversation": view})
-            await self.store.publish_many(payloads)
-            await self._automate(messages, decisions, results, now, context, online)
+            await self.store.publish(*payloads)
+            await self._automate(messages, decisions, results, now, context, online_roles)
             self.processed += len(messages)
         for _, ev in batch:
             if ev.type == "timer":
@@ -199,17 +215,17 @@ class Router:
 
     async def _automate(self, events: list[Event], decisions: list[Routing],
                         results: list[tuple[str, bool, bool, bool, dict | None]], now: float,
-                        context: str, online: set[bytes]) -> None:
+                        context: str, online_roles: set[str]) -> None:
         """Automatic messages for the conversations the batch opened or left waiting."""
         closed = set(self.closed_roles(now))
         bot: list[tuple[dict, str, str, str, str]] = []
         for ev, d, (_cid, fresh, created, _changed, view) in zip(events, decisions, results):
             if fresh and view is not None:
-                await self._automate_one(ev, d, created, view, now, context, online, closed, bot)
+                await self._automate_one(ev, d, created, view, now, context, online_roles, closed, bot)
         await self.store.bot_messages(bot, self._bot_name(), now)
 
     async def _automate_one(self, ev: Event, d: Routing, created: bool, view: dict, now: float, context: str,
-                            online: set[bytes], closed: set[str], bot: list) -> None:
+                            online_roles: set[str], closed: set[str], bot: list) -> None:
         s, t = self.settings, self.templates
         cid = view["id"]
         lang = view["customer"]["language"] or d.language or "zh"
@@ -241,7 +257,8 @@ class Router:
                 text = self.off_hours_text(role, lang, ch)
                 bot.append((view, f"{ev.id}-offhours", text, "flag:offhours_until", f"{nxt.timestamp():.0f}"))
             return
-        if not self._anyone_online(role, online):
+        fallback = s.roles[role].fallback if role in s.roles else None
+        if not ({role, fallback} & online_roles):
             if not view["left_message"]:
                 bot.append((view, f"{ev.id}-nobody", say("nobody_online"), "left_message", "1"))
                 view["left_message"] = True
@@ -264,15 +281,6 @@ class Router:
             return view
         await self.store.publish({"type": "conversation", "conversation": new})
         return new
-
-    def _anyone_online(self, role: str, online: set[bytes]) -> bool:
-        roles = {role, self.settings.roles[role].fallback} if role in self.settings.roles else {role}
-        if not role:
-            return bool(online)
-        for a in self.settings.agents:
-            if a.id.encode() in online and roles & set(a.roles):
-                return True
-        return False
 
     def off_hours_text(self, role: str, lang: str, channel: str = "") -> str | None:
         """The off-hours message for `role` if it is closed now (widget, chat apps)."""

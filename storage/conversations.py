@@ -110,6 +110,26 @@ def conversation_view(h: dict) -> dict[str, Any] | None:
     }
 
 
+def pack_ingest(events: list[Event], routing: list[Routing]) -> bytes:
+    """The argument of storage/lua/ingest.lua for a batch: one msgpack array, since
+    packing thousands of separate arguments costs more than the script itself."""
+    batch = []
+    for ev, r in zip(events, routing):
+        attrs = ev.meta.get("attributes")
+        batch.append([ev.id, ev.channel, ev.channel_kind, ev.customer_id, ev.sender_name, ev.encode(),
+                      "c" + ev.id[1:],  # a new conversation is named after its first message
+                      r.role, json.dumps(attrs, ensure_ascii=False) if attrs else "",
+                      r.tier, r.priority, r.language, r.order_no, "1" if r.human else "0",
+                      "1" if r.menu_pending else "0", f"{r.first_due:.3f}", f"{r.resolution_due:.3f}"])
+    return msgpack.packb(batch, use_bin_type=False)
+
+
+def live_frame(payloads: Iterable[dict]) -> str:
+    """Live events travel on pub/sub as one message per batch, one JSON object per
+    line (json.dumps never emits a raw newline); storage/fanout.py splits them."""
+    return "\n".join(json.dumps(p, ensure_ascii=False) for p in payloads)
+
+
 class ConversationStore:
     def __init__(self, redis: aioredis.Redis, keys: Keys):
         self.redis = redis
@@ -120,46 +140,31 @@ class ConversationStore:
                           "sync_agents", "presence", "bot_message")}
         lua = resources.files("storage") / "lua"
         self._timers = redis.register_script((lua / "timers.lua").read_text())
-        self._publish_many = redis.register_script((lua / "publish.lua").read_text())
 
     async def _run(self, name: str, *args: Any, client: Any = None) -> Any:
         return await self._scripts[name](args=[self.p, *args], client=client)
 
     # -- inbound ---------------------------------------------------------------
-    async def ingest(self, events: list[Event], routing: list[Routing], context: str,
-                     now: float) -> list[tuple[str, bool, bool, bool, dict | None]]:
-        """Store a batch of customer messages with one script call (storage/lua/ingest.lua).
+    async def ingest(self, events: list[Event], packed: bytes, context: str, now: float
+                     ) -> tuple[list[tuple[str, bool, bool, bool, dict | None]], set[str]]:
+        """Store a batch of customer messages with one script call (storage/lua/ingest.lua);
+        `packed` is pack_ingest(events, routing), made before the batch's turn came.
 
         Returns per event: (conversation id, message is new, conversation was
         opened by it, its assignment changed, the conversation view when the
-        router may need to act on it — else None).
+        router may need to act on it — else None); and the roles somebody online
+        holds ("" when anyone at all is online), read in the same atomic step.
         """
-        batch = []
-        for ev, r in zip(events, routing):
-            attrs = ev.meta.get("attributes")
-            batch.append([ev.id, ev.channel, ev.channel_kind, ev.customer_id, ev.sender_name, ev.encode(),
-                          "c" + ev.id[1:],  # a new conversation is named after its first message
-                          r.role, json.dumps(attrs, ensure_ascii=False) if attrs else "",
-                          r.tier, r.priority, r.language, r.order_no, "1" if r.human else "0",
-                          "1" if r.menu_pending else "0", f"{r.first_due:.3f}", f"{r.resolution_due:.3f}"])
-        # One msgpack argument for the whole batch: packing thousands of separate
-        # arguments costs more than the script itself.
-        res_json = await self._scripts["ingest"](args=[self.p, f"{now:.6f}", context, msgpack.packb(batch, use_bin_type=False)])
+        res = json.loads(await self._scripts["ingest"](args=[self.p, f"{now:.6f}", context, packed]))
         out = []
-        for ev, res in zip(events, json.loads(res_json)):
+        for ev, item in zip(events, res["items"]):
             view = None
-            if "conv" in res:
-                ev.conversation_id = res["cid"]
-                view = conversation_view(res["conv"])
+            if "conv" in item:
+                ev.conversation_id = item["cid"]
+                view = conversation_view(item["conv"])
                 view["last_message"] = ev.public()
-            out.append((res["cid"], bool(res["fresh"]), bool(res["created"]), bool(res["changed"]), view))
-        return out
-
-    async def publish_many(self, payloads: list[dict]) -> None:
-        """Live events of a whole batch in one call."""
-        if payloads:
-            await self._publish_many(keys=[self.keys.agent_events],
-                                     args=[json.dumps(p, ensure_ascii=False) for p in payloads])
+            out.append((item["cid"], bool(item["fresh"]), bool(item["created"]), bool(item["changed"]), view))
+        return out, set(res["online_roles"] or ())
 
     async def bot_messages(self, items: list[tuple[dict, str, str, str, str]], sender_name: str,
                            now: float) -> int:
@@ -300,10 +305,6 @@ class ConversationStore:
         return {_s(k): _s(v) for k, v in (await self.redis.hgetall(self.keys.agent(agent_id))).items()}
 
     async def publish(self, *payloads: dict) -> None:
-        """Push live changes to every process's /api/events subscribers."""
-        if not payloads:
-            return
-        pipe = self.redis.pipeline(transaction=False)
-        for p in payloads:
-            pipe.publish(self.keys.agent_events, json.dumps(p, ensure_ascii=False))
-        await pipe.execute()
+        """Push live changes to every process's /api/events subscribers (one message)."""
+        if payloads:
+            await self.redis.publish(self.keys.agent_events, live_frame(payloads))

@@ -40,11 +40,13 @@ class Fanout:
                     if msg is None:
                         continue
                     channel = msg["channel"].decode()
-                    for listener in self.listeners.get(channel, ()):
-                        try:
-                            await listener(msg["data"])
-                        except Exception:
-                            log.exception("live listener failed", extra={"channel": channel})
+                    # one message may carry several events, a line each (storage/conversations.py:live_frame)
+                    for data in msg["data"].split(b"\n"):
+                        for listener in self.listeners.get(channel, ()):
+                            try:
+                                await listener(data)
+                            except Exception:
+                                log.exception("live listener failed", extra={"channel": channel})
             except (RedisError, OSError) as exc:
                 log.warning("pub/sub connection lost", extra={"error": str(exc), "retry_in": backoff})
                 await asyncio.sleep(backoff)

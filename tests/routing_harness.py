@@ -106,7 +106,7 @@ class Desk:
             msg = await self.pubsub.get_message(timeout=0.01)
             if msg is None:
                 return self.events
-            self.events.append(json.loads(msg["data"]))
+            self.events += [json.loads(line) for line in msg["data"].split(b"\n")]
 
     def events_of(self, kind: str) -> list[dict]:
         return [e for e in self.events if e["type"] == kind]

@@ -3,14 +3,23 @@
 -- assign it or queue it, and start the owner's reminder timer.
 -- ARGV: prefix, now, routing context json, the batch (msgpack: one array of
 -- FIELDS per message, see storage/conversations.py).
--- Returns one JSON array: per message {cid, fresh, created, changed} plus the
--- conversation when agents need its new state or the router may have to
--- tell the customer something (it is waiting and something is due).
+-- Returns JSON {items, online_roles}: per message {cid, fresh, created, changed}
+-- plus the conversation when agents need its new state or the router may have
+-- to tell the customer something (it is waiting and something is due); and the
+-- roles some online agent holds ('' too when anyone is online).
 local now = ARGV[2]
 local ctx = context(ARGV[3])
 local remind = tonumber(ctx.remind_after) or 0
 local position_every = tonumber(ctx.position_updates) or 60
-local online_roles = set_of(ctx.online_roles)
+local online_roles, online_list = {}, {}
+for _, a in ipairs(redis.call('SMEMBERS', P .. 'agents:online')) do
+  for _, r in ipairs({'', unpack(split_csv(redis.call('HGET', P .. 'agent:' .. a, 'roles')))}) do
+    if not online_roles[r] then
+      online_roles[r] = true
+      online_list[#online_list + 1] = r
+    end
+  end
+end
 local out = {}
 
 local function waiting_needs_word(k, role)
@@ -100,4 +109,4 @@ for _, m in ipairs(cmsgpack.unpack(ARGV[4])) do
   end
   out[#out + 1] = r
 end
-return cjson.encode(out)
+return cjson.encode({items = out, online_roles = online_list})
