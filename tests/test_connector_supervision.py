@@ -140,10 +140,7 @@ async def test_failing_connector_is_restarted_and_others_keep_working(make_daemo
         assert r.status == 202
     conv = await conversation_of(alice, "faulty", customer)
 
-    async def automatic_delivered():  # kefu's welcome goes out before the fault starts
-        out = {m["id"] for m in (await alice.conversation(conv["id"]))["messages"] if m["direction"] == "out"}
-        return out and out <= {r["id"] for r in read_jsonl(fdir / "delivered.jsonl")}
-    await wait_for(automatic_delivered, 30, message="welcome delivered")
+    await wait_for(kefu_messages_sent(alice, conv["id"], fdir), 30, message="kefu's welcome delivered")
 
     # -- 3. send raises: the connector fails and is restarted, again and again.
     delivered_before = read_jsonl(fdir / "delivered.jsonl")
@@ -246,8 +243,8 @@ async def test_restarts_back_off_and_the_web_chat_is_unaffected(make_daemon, htt
 
 
 def kefu_messages_sent(alice: Agent, cid: str, fdir):
-    """Everything already queued for the conversation (kefu's welcome...) was delivered."""
+    """kefu's own messages (a new conversation always gets a welcome) were all delivered."""
     async def check() -> bool:
-        out = [m["id"] for m in (await alice.conversation(cid))["messages"] if m["direction"] == "out"]
-        return set(out) <= {r["id"] for r in read_jsonl(fdir / "delivered.jsonl")}
+        out = {m["id"] for m in (await alice.conversation(cid))["messages"] if m["direction"] == "out"}
+        return bool(out) and out <= {r["id"] for r in read_jsonl(fdir / "delivered.jsonl")}
     return check
