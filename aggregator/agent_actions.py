@@ -47,9 +47,11 @@ class AgentActions:
     def may_override(agent: AgentConfig) -> bool:
         return SUPERVISOR in agent.roles
 
-    async def reply(self, agent: AgentConfig, cid: str, text: str, via: str = "console") -> dict:
+    async def reply(self, agent: AgentConfig, cid: str, text: str, via: str = "console",
+                    attachments: list[dict] | None = None) -> dict:
         """Store and queue a reply; raises ConversationError. `via` records the app used
-        (never shown to the customer).  `/q name` sends the quick reply `name`."""
+        (never shown to the customer).  `/q name` sends the quick reply `name`.
+        `attachments`: descriptions from storage/attachments.py."""
         if text.startswith("/q "):
             conv = await self.store.get(cid, messages=False)
             if conv is None:
@@ -59,7 +61,7 @@ class AgentActions:
                 raise ConversationError("unknown_quick_reply")
             text = expanded
         msg, conv = await self.store.reply(cid, agent.id, agent.name, self.may_override(agent), text,
-                                           via=via)
+                                           attachments, via=via)
         await self.store.publish({"type": "message", "conversation_id": cid, "message": msg},
                                  {"type": "conversation", "conversation": conv})
         return msg

@@ -14,10 +14,12 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from aggregator import files
 from aggregator.agent_actions import AgentActions, refusal
 from aggregator.auth import Auth
 from aggregator.config import AgentConfig, Settings
 from aggregator.http_errors import json_error
+from storage.attachments import AttachmentStore
 from storage.conversations import ConversationError, ConversationStore
 
 log = logging.getLogger("kefu.api")
@@ -47,11 +49,13 @@ def bearer(request: web.Request) -> str | None:
 
 
 class AgentApi:
-    def __init__(self, settings: Settings, auth: Auth, store: ConversationStore, actions: AgentActions):
+    def __init__(self, settings: Settings, auth: Auth, store: ConversationStore, actions: AgentActions,
+                 files: AttachmentStore):
         self.settings = settings
         self.auth = auth
         self.store = store
         self.actions = actions
+        self.files = files
         self.sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
         self._touched: dict[str, float] = {}
 
@@ -66,6 +70,7 @@ class AgentApi:
             web.get("/api/conversations", self.list_conversations),
             web.get(c, self.get_conversation),
             web.post(c + "/messages", self.reply),
+            web.post("/api/attachments", self.upload),
             web.post(c + "/claim", self.claim),
             web.post(c + "/transfer", self.transfer),
             web.post(c + "/close", self.close),
@@ -159,17 +164,29 @@ class AgentApi:
         return web.json_response(conv)
 
     async def reply(self, request: web.Request) -> web.Response:
+        """{"text": "...", "attachments"?: [ids from POST /api/attachments]}; text may be
+        empty when files are sent."""
         data = await _json_body(request)
-        text = data.get("text")
-        if not isinstance(text, str) or not text.strip():
+        text, ids = data.get("text", ""), data.get("attachments") or []
+        if not isinstance(text, str) or not isinstance(ids, list) or len(ids) > 10:
+            return json_error(400, "text must be a string and attachments a list of at most 10 file ids")
+        if not text.strip() and not ids:
             return json_error(400, "text is required")
         if len(text) > self.settings.web.max_text_length:
             return json_error(413, f"text longer than {self.settings.web.max_text_length} characters")
+        attachments = await self.files.describe(ids)
+        if attachments is None:
+            return json_error(400, "unknown or expired file id in attachments (upload with POST /api/attachments)")
         try:
-            msg = await self.actions.reply(request["agent"], request.match_info["id"], text)
+            msg = await self.actions.reply(request["agent"], request.match_info["id"], text,
+                                           attachments=attachments)
         except ConversationError as exc:
             return _refusal(exc)
         return web.json_response(msg, status=201)
+
+    async def upload(self, request: web.Request) -> web.Response:
+        """POST /api/attachments?name=guide.pdf, the file as the body → 201 its description."""
+        return await files.upload(request, self.files, self.settings.web.max_upload_bytes)
 
     async def claim(self, request: web.Request) -> web.Response:
         return await self._act(self.actions.claim(request["agent"], request.match_info["id"]))

@@ -31,6 +31,7 @@ from connectors.base import Connector, ConnectorContext
 from connectors.supervisor import Supervisor
 from connectors.webchat import WebchatConnector
 from routing.router import Router
+from storage.attachments import AttachmentStore
 from storage.bus import Bus, sleep_or_stop
 from storage.connection import connect
 from storage.conversations import ConversationStore
@@ -92,12 +93,13 @@ class Kefu:
         self.auth = Auth(s, self.redis, self.keys)
         self.router = Router(s, self.bus, self.store)
         self.actions = AgentActions(s, self.store, self.router)
-        self.api = AgentApi(s, self.auth, self.store, self.actions)
+        self.files = AttachmentStore(self.redis, self.keys, s.web.upload_ttl)
+        self.api = AgentApi(s, self.auth, self.store, self.actions, self.files)
         self.fanout = Fanout(self.redis)
         self.connectors: dict[str, Connector] = {}
         for name, cfg in s.channels.items():
             ctx = ConnectorContext(name=name, config=cfg, settings=s, bus=self.bus, store=self.store,
-                                   actions=self.actions, fanout=self.fanout,
+                                   actions=self.actions, fanout=self.fanout, files=self.files,
                                    log=logging.getLogger(f"kefu.channel.{name}"))
             try:
                 self.connectors[name] = connector_class(cfg)(ctx)

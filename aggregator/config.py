@@ -76,6 +76,14 @@ class WebConfig(Section):
     max_text_length: int = Field(4000, ge=1)  # longer customer or agent text → 413
     max_body_bytes: int = Field(1 << 20, ge=1024)  # larger request bodies → 413
     token_ttl: int = Field(12 * 3600, ge=1)  # seconds an agent login stays valid
+    # Files customers and agents send (images, documents): largest accepted, and how
+    # long kefu keeps them (they live in Redis, served at /files/<id>).
+    max_upload_bytes: int = Field(10 << 20, ge=1024)
+    upload_ttl: Duration = 90 * 86400
+    # The address customers and the shop's server reach kefu at, e.g.
+    # https://kefu.example.com: links to files in the API channel's callbacks and
+    # in chat apps that cannot carry a file start with it.  Default http://{listen}.
+    public_url: str | None = None
 
     @field_validator("listen")
     @classmethod
@@ -84,6 +92,17 @@ class WebConfig(Section):
         if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
             raise ValueError("must be host:port, e.g. 127.0.0.1:8080")
         return v
+
+    @field_validator("public_url")
+    @classmethod
+    def _public(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", v):
+            raise ValueError("must be an http:// or https:// address, e.g. https://kefu.example.com")
+        return v.rstrip("/") if v else v
+
+    def absolute(self, path: str) -> str:
+        """`path` (/files/...) as an address from outside."""
+        return (self.public_url or f"http://{self.listen}") + path
 
     @property
     def host(self) -> str:

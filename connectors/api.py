@@ -82,8 +82,11 @@ class ApiConnector(Connector):
             raise DeliveryError("channel has no callback_url", permanent=True)
         if self.session is None:
             raise RuntimeError("connector not started")
-        body = json.dumps({"customer_id": event.customer_id, "conversation_id": event.conversation_id,
-                           "message_id": event.id, "text": event.text}, ensure_ascii=False).encode()
+        payload = {"customer_id": event.customer_id, "conversation_id": event.conversation_id,
+                   "message_id": event.id, "text": event.text}
+        if links := self.file_links(event):
+            payload["attachments"] = links  # [{name, type, size, url}]
+        body = json.dumps(payload, ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self.secret, body)}
         delay, last = 0.5, ""
         for attempt in range(self.config.retries + 1):

@@ -23,6 +23,7 @@ from storage.events import Event, new_id
 if TYPE_CHECKING:
     from aggregator.agent_actions import AgentActions
     from aggregator.config import ChannelConfig, Settings
+    from storage.attachments import AttachmentStore
     from storage.fanout import Fanout
     from storage.bus import Bus
     from storage.conversations import ConversationStore
@@ -50,6 +51,7 @@ class ConnectorContext:
     store: "ConversationStore"
     actions: "AgentActions"  # agents acting from a chat app go through the same rules
     fanout: "Fanout"  # subscribe (in __init__) to live events, e.g. bus.keys.agent_events
+    files: "AttachmentStore"  # files customers and agents send (storage/attachments.py)
     log: logging.Logger
 
 
@@ -93,6 +95,16 @@ class Connector(ABC):
             customer_id=customer_id, text=text, platform_msg_id=platform_msg_id,
             sender_kind="customer", sender_id=customer_id, sender_name=sender_name, **kw,
         )
+
+    def file_links(self, event: Event) -> list[dict[str, Any]]:
+        """The message's files as {name, type, size, url} with an address reachable from
+        outside (web.public_url), for platforms that get a link rather than the file."""
+        out = []
+        for a in event.attachments or []:
+            url = str(a.get("url") or "")
+            out.append({"name": a.get("name") or "file", "type": a.get("type") or "", "size": a.get("size"),
+                        "url": self.ctx.settings.web.absolute(url) if url.startswith("/") else url})
+        return out
 
     async def receive(self, event: Event) -> Published:
         """Put an inbound event durably into the stream (deduplicated)."""

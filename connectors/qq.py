@@ -44,6 +44,7 @@ processes at the same moment may leave in either order (as on every channel).
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
 import itertools
 import json
@@ -58,6 +59,7 @@ from redis.exceptions import RedisError
 from aggregator.config import QQChannel
 from aggregator.http_errors import json_error
 from connectors.base import Connector, DeliveryError
+from storage.attachments import human_size
 from storage.events import Event, new_id
 
 ACTION_TIMEOUT = 10.0  # s an action may wait for its response
@@ -169,10 +171,11 @@ def normalise(message: Any, self_id: Any = None) -> dict[str, Any]:
         elif kind:
             text.append(f"[{kind}]")
     body = "".join(text).strip()
-    if not body and attachments:
+    placeholder = not body and bool(attachments)
+    if placeholder:
         body = " ".join(f"[文件] {a['name']}" if a["type"] == "file" and a["name"]
                         else _PLACEHOLDER.get(a["type"], "[附件]") for a in attachments)
-    return {"text": body, "attachments": attachments, "reply_to": reply_to, "at": at}
+    return {"text": body, "attachments": attachments, "reply_to": reply_to, "at": at, "placeholder": placeholder}
 
 
 def split_text(text: str, limit: int = MAX_PART) -> list[str]:
@@ -194,17 +197,19 @@ def split_text(text: str, limit: int = MAX_PART) -> list[str]:
     return parts
 
 
-def outbound_parts(event: Event) -> list[list[dict]]:
-    """The QQ messages a reply becomes: text parts, then its media."""
+def outbound_parts(event: Event, links: list[dict], images: dict[str, bytes]) -> list[list[dict]]:
+    """The QQ messages a reply becomes: text parts, then its media.  `links` are
+    Connector.file_links(event); `images` the bytes of images kefu keeps, by id
+    (sent inline, so the QQ implementation needs no way to reach kefu)."""
     parts = [[{"type": "text", "data": {"text": t}}] for t in split_text(event.text) if t]
-    for att in event.attachments:
-        url = att.get("url") if isinstance(att, dict) else None
-        if not url:
-            continue
-        if att.get("type") == "image":
-            parts.append([{"type": "image", "data": {"file": url}}])
-        else:
-            parts.append([{"type": "text", "data": {"text": f"{att.get('name') or '附件'}: {url}"}}])
+    for att, link in zip(event.attachments, links):
+        if att.get("id") in images:
+            data = "base64://" + base64.b64encode(images[att["id"]]).decode()
+            parts.append([{"type": "image", "data": {"file": data}}])
+        elif att.get("type") == "image" and link["url"]:  # a QQ image, by QQ's own address
+            parts.append([{"type": "image", "data": {"file": link["url"]}}])
+        elif link["url"]:
+            parts.append([{"type": "text", "data": {"text": f"{link['name']}: {link['url']}"}}])
     return parts
 
 
@@ -266,8 +271,8 @@ class QQConnector(Connector):
         if self.agents is not None:
             self._spawn(self.agents.worker(), "agent-relay")
         self._spawn(self._rpc_server(), "rpc-server")
+        self._session = aiohttp.ClientSession()  # forward mode's socket; agents' files from QQ
         if self.config.mode == "forward":
-            self._session = aiohttp.ClientSession()
             self._spawn(self._forward_loop(), "forward")
 
     async def stop(self) -> None:
@@ -703,10 +708,39 @@ class QQConnector(Connector):
             return None
 
     # -- outbound (customer replies) ---------------------------------------------
+    async def keep_files(self, attachments: list[dict]) -> tuple[list[dict], str | None]:
+        """An agent's QQ images and files, fetched from QQ's servers and kept by kefu
+        (storage/attachments.py) so they can go to a customer on any channel; or a
+        sentence for the agent saying why not."""
+        out = []
+        limit = self.ctx.settings.web.max_upload_bytes
+        for att in attachments:
+            if not att.get("url") or self._session is None:
+                return [], f"{att.get('name') or 'the file'} cannot be fetched from QQ (no address)"
+            try:
+                async with self._session.get(att["url"], timeout=aiohttp.ClientTimeout(total=60)) as resp:
+                    if resp.status != 200:
+                        return [], f"QQ answered {resp.status} for {att.get('name') or 'the file'}"
+                    data = await resp.content.read(limit + 1)
+                    mime = resp.headers.get("Content-Type", "").partition(";")[0]
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                return [], f"could not fetch {att.get('name') or 'the file'} from QQ ({type(exc).__name__})"
+            if len(data) > limit:
+                return [], f"that file is larger than {human_size(limit)}"
+            name = att.get("name") if att.get("type") == "file" else "image"
+            out.append((await self.ctx.files.put(data, name or "file", mime)).public())
+        return out, None
+
     async def send(self, event: Event) -> None:
         if not event.customer_id.isdigit():
             raise DeliveryError(f"{event.customer_id!r} is not a QQ number", permanent=True)
-        parts = outbound_parts(event)
+        images = {}
+        for att in event.attachments:
+            if att.get("id") and str(att.get("type") or "").startswith("image/"):
+                kept = await self.ctx.files.get(att["id"])
+                if kept is not None:
+                    images[att["id"]] = kept.data
+        parts = outbound_parts(event, self.file_links(event), images)
         if not parts:
             return
         problem = await self.unavailable()

@@ -253,10 +253,12 @@ class AgentBridge:
             name = sender.get("name") or sender.get("kind") or ""
             segs: list[dict] = [{"type": "text", "data": {"text": f"#{tag} {name}: {_short(msg.get('text') or '', 2500)}"}}]
             for att in msg.get("attachments") or []:
-                if isinstance(att, dict) and att.get("type") == "image" and att.get("url"):
-                    segs.append({"type": "image", "data": {"file": att["url"]}})
-                elif isinstance(att, dict) and att.get("url"):
-                    segs.append({"type": "text", "data": {"text": f"\n{att.get('name') or 'file'}: {att['url']}"}})
+                url = str(att.get("url") or "")
+                url = self.c.ctx.settings.web.absolute(url) if url.startswith("/") else url
+                if url and str(att.get("type") or "").startswith("image"):
+                    segs.append({"type": "image", "data": {"file": url}})
+                elif url:
+                    segs.append({"type": "text", "data": {"text": f"\n{att.get('name') or 'file'}: {url}"}})
             await self.c.send_remembered(target, segs, {"cid": cid, "id": msg["id"], "to": "agent"}, attempts=2)
 
     # -- agents' messages → actions --------------------------------------------------
@@ -316,7 +318,7 @@ class AgentBridge:
 
     async def _act(self, agent: AgentConfig, where: Target, ev: dict, msg: dict) -> None:
         quote = ev.get("message_id")
-        text = msg["text"]
+        text = "" if msg["placeholder"] else msg["text"]
         cid = None
         quoted = await self.c.recall(msg["reply_to"])
         if quoted and quoted.get("to") == "agent" and quoted.get("cid"):
@@ -371,13 +373,12 @@ class AgentBridge:
                 await self._say(where, await self.who(cid, tag), quote)
             elif cmd:
                 await self._say(where, f"Unknown command {cmd}.\n{HELP}", quote)
-            elif not text:
-                if msg["attachments"]:
-                    await self._say(where, "Only text can be sent to the customer from QQ.", quote)
-            else:
-                await self.actions.reply(agent, cid, text, via="qq")
-                if msg["attachments"]:
-                    await self._say(where, f"#{tag} text sent; images and files are not forwarded.", quote)
+            elif text or msg["attachments"]:
+                files, problem = await self.c.keep_files(msg["attachments"])
+                if problem:
+                    await self._say(where, f"#{tag} not sent: {problem}", quote)
+                    return
+                await self.actions.reply(agent, cid, text, via="qq", attachments=files)
         except ConversationError as exc:
             await self._say(where, f"#{tag} not done: {refusal(exc)[1]}", quote)
 

@@ -46,7 +46,7 @@ from typing import Any
 
 from aiohttp import web
 from redis.exceptions import RedisError
-from telegram import Bot, Message, ReplyParameters, Update
+from telegram import Bot, InputFile, Message, ReplyParameters, Update
 from telegram.error import (BadRequest, Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter,
                             TelegramError, TimedOut)
 from telegram.request import HTTPXRequest
@@ -54,6 +54,7 @@ from telegram.request import HTTPXRequest
 from aggregator.config import TelegramChannel
 from aggregator.http_errors import json_error
 from connectors.base import Connector, DeliveryError
+from storage.attachments import human_size
 from storage.events import Event
 
 MAX_LEN = 4096
@@ -448,8 +449,10 @@ class TelegramConnector(Connector):
         await self.receive(event)
 
     # -- attachments ---------------------------------------------------------------
-    async def _attachments(self, msg: Message) -> list[dict[str, Any]]:
-        found: list[tuple[Any, str, str | None]] = []  # (file object, mime, file name)
+    @staticmethod
+    def _files_of(msg: Message) -> list[tuple[Any, str, str | None]]:
+        """(file object, mime, file name) of each file a message carries."""
+        found: list[tuple[Any, str, str | None]] = []
         if msg.photo:
             found.append((msg.photo[-1], "image/jpeg", None))
         for attr, default_mime in (("document", "application/octet-stream"), ("video", "video/mp4"),
@@ -459,11 +462,30 @@ class TelegramConnector(Connector):
             if obj is not None and not (attr == "document" and msg.animation is not None):
                 found.append((obj, getattr(obj, "mime_type", None) or default_mime,
                               getattr(obj, "file_name", None)))
+        return found
+
+    async def _attachments(self, msg: Message) -> list[dict[str, Any]]:
         out = []
-        for obj, mime, fname in found:
+        for obj, mime, fname in self._files_of(msg):
             out.append(await self._store_file(obj.file_id, obj.file_unique_id, mime, fname,
                                               getattr(obj, "file_size", None)))
         return out
+
+    async def keep_files(self, msg: Message) -> tuple[list[dict[str, Any]], str | None]:
+        """An agent's files, kept by kefu (storage/attachments.py) so they can go to a
+        customer on any channel; or a sentence for the agent saying why not."""
+        out = []
+        limit = min(MAX_DOWNLOAD, self.ctx.settings.web.max_upload_bytes)
+        for obj, mime, fname in self._files_of(msg):
+            if (getattr(obj, "file_size", None) or 0) > limit:
+                return [], f"that file is larger than {human_size(limit)}"
+            try:
+                data = bytes(await (await self.bot.get_file(obj.file_id)).download_as_bytearray())
+            except TelegramError as exc:
+                return [], f"could not fetch the file from Telegram ({exc})"
+            kept = await self.ctx.files.put(data, fname or ("photo.jpg" if msg.photo else "file"), mime)
+            out.append({**kept.public(), "telegram_file_id": obj.file_id, "telegram_bot": self.bot_id})
+        return out, None
 
     def _file_name(self, unique_id: str, mime: str, fname: str | None) -> str:
         digest = hashlib.sha256(f"{self._token}:{unique_id}".encode()).hexdigest()[:32]
@@ -536,13 +558,13 @@ class TelegramConnector(Connector):
             raise DeliveryError(f"not a Telegram chat id: {event.customer_id!r}", permanent=True) from None
         text = event.text or ""
         files = []
-        for a in event.attachments or []:
+        for a, link in zip(event.attachments or [], self.file_links(event)):
             if a.get("telegram_file_id") and a.get("telegram_bot") == self.bot_id:
-                files.append(a)
+                files.append(a)  # this bot's own file: sent again by its id
+            elif a.get("id") and (kept := await self.ctx.files.get(a["id"])) is not None:
+                files.append({**a, "data": kept.data})  # a file kefu keeps: uploaded
             else:
-                url = a.get("url") or ""
-                label = a.get("name") or "file"
-                text += f"\n📎 {label}" + (f": {url}" if re.match(r"https?://", url) else "")
+                text += f"\n📎 {link['name']}" + (f": {link['url']}" if link["url"] else "")
         parts: list[tuple[str, Any]] = [("text", p) for p in split_text(text.strip())] if text.strip() else []
         parts += [("file", a) for a in files]
         done_key = self.keys.tg_parts_sent(self.name, event.id)
@@ -554,7 +576,9 @@ class TelegramConnector(Connector):
                 await self._call(chat_id, lambda p=part: self.bot.send_message(chat_id, p))
             else:
                 send = self.bot.send_photo if (part.get("type") or "").startswith("image/") else self.bot.send_document
-                await self._call(chat_id, lambda a=part, s=send: s(chat_id, a["telegram_file_id"]))
+                file = (InputFile(part["data"], filename=part.get("name")) if "data" in part
+                        else part["telegram_file_id"])
+                await self._call(chat_id, lambda f=file, s=send: s(chat_id, f))
             await self.redis.set(done_key, i + 1, ex=SENT_PARTS_TTL)
 
     async def send_text(self, chat_id: int, text: str, *, thread_id: int | None = None,

@@ -466,10 +466,14 @@ class TelegramAgentBridge:
         actions = self.ctx.actions
         try:
             if cmd is None:
-                if not text:
-                    await self._say(msg, "Only text can be relayed to the customer.", cid)
+                files, problem = await self.conn.keep_files(msg)
+                if problem:
+                    await self._say(msg, f"✘ Not sent: {problem}", cid)
                     return
-                await actions.reply(agent, cid, text, via="telegram")
+                if not text and not files:
+                    await self._say(msg, "Only text, photos and files can be relayed to the customer.", cid)
+                    return
+                await actions.reply(agent, cid, text, via="telegram", attachments=files)
             elif cmd == "q":
                 if not arg:
                     names = ", ".join(q.name for q in self.ctx.settings.quick_replies) or "none configured"

@@ -24,10 +24,14 @@ from aiohttp import WSMsgType, web
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from aggregator import files
+from aggregator.http_errors import json_error
 from connectors.base import Connector
 from storage.events import Event
 
 PENDING_TTL = 7 * 86400
+UPLOADS_PER_HOUR = 30
+_CORS = {"Access-Control-Allow-Origin": "*"}
 STATIC = resources.files("connectors") / "webchat_static"
 
 
@@ -53,7 +57,33 @@ class WebchatConnector(Connector):
             web.get("/webchat/", self.static_file("index.html", "text/html")),
             web.get("/webchat/widget.js", self.static_file("widget.js", "application/javascript")),
             web.get("/webchat/config.json", self.widget_config),
+            web.post("/webchat/upload", self.upload),
+            web.options("/webchat/upload", self.upload_preflight),
         ]
+
+    async def upload(self, request: web.Request) -> web.Response:
+        """A visitor's file (?token=<visitor token>&name=..., the file as the body), from
+        any shop domain; at most UPLOADS_PER_HOUR per visitor.  The widget then sends a
+        message naming it."""
+        token = request.query.get("token")
+        if not _valid_token(token):
+            response = json_error(401, "a visitor token is required")
+        else:
+            counter = self.keys.webchat_uploads(self.name, customer_id_for(token))
+            pipe = self.ctx.bus.redis.pipeline(transaction=True)
+            pipe.set(counter, 0, ex=3600, nx=True)
+            pipe.incr(counter)
+            if (await pipe.execute())[1] > UPLOADS_PER_HOUR:
+                response = json_error(429, "too many files in the last hour, please wait")
+            else:
+                response = await files.upload(request, self.ctx.files, self.ctx.settings.web.max_upload_bytes)
+        response.headers.update(_CORS)
+        return response
+
+    async def upload_preflight(self, request: web.Request) -> web.Response:
+        return web.Response(status=204, headers={**_CORS, "Access-Control-Allow-Methods": "POST",
+                                                 "Access-Control-Allow-Headers": "Content-Type",
+                                                 "Access-Control-Max-Age": "86400"})
 
     async def widget_config(self, request: web.Request) -> web.Response:
         """What the widget shows before the first message: title, colour, welcome, whether
@@ -66,7 +96,8 @@ class WebchatConnector(Connector):
                 "lang": cfg.language, "position": cfg.position, "online": online,
                 "bot_name": s.bot_name.model_dump(),
                 "welcome": _localized(s, "welcome", self.name),
-                "offline_note": closed if closed["zh"] else _localized(s, "nobody_online", self.name)}
+                "offline_note": closed if closed["zh"] else _localized(s, "nobody_online", self.name),
+                "max_upload_bytes": s.web.max_upload_bytes}
         if closed["zh"]:
             body["online"] = False  # outside working hours: say when a human will answer
         return web.json_response({k: v for k, v in body.items() if v is not None},
@@ -178,7 +209,13 @@ class WebchatConnector(Connector):
         if cmid is None:
             await _send_json(ws, {"type": "error", "error": "client_msg_id must be a string"})
             return
-        if not isinstance(text, str) or not text.strip():
+        ids = frame.get("attachments") or []
+        attachments = await self.ctx.files.describe(ids) if isinstance(ids, list) and len(ids) <= 10 else None
+        if attachments is None:
+            await _send_json(ws, {"type": "error", "client_msg_id": cmid,
+                                  "error": "attachments must name at most 10 uploaded files"})
+            return
+        if not isinstance(text, str) or not (text.strip() or attachments):
             await _send_json(ws, {"type": "error", "client_msg_id": cmid, "error": "text is required"})
             return
         limit = self.ctx.settings.web.max_text_length
@@ -188,7 +225,7 @@ class WebchatConnector(Connector):
             return
         name = frame.get("name") if isinstance(frame.get("name"), str) else ""
         event = self.inbound_event(customer, text, platform_msg_id=f"{customer}:{cmid}",
-                                   sender_name=name[:100], platform_ts=time.time())
+                                   sender_name=name[:100], platform_ts=time.time(), attachments=attachments)
         try:
             published = await self.receive(event)
         except (RedisConnectionError, RedisTimeoutError):  # not stored, not acknowledged: the widget retries

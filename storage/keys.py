@@ -112,6 +112,11 @@ class Keys:
         """Chat-app account (telegram / qq user id) -> agent id."""
         return f"{self.prefix}chatlink:{app}:{user_id}"
 
+    # --- files customers and agents send (storage/attachments.py) --------------
+    def attachment(self, attachment_id: str) -> str:
+        """hash: data, type, name, size; expires after web.upload_ttl."""
+        return f"{self.prefix}file:{attachment_id}"
+
     # --- pub/sub -------------------------------------------------------------
     @property
     def agent_events(self) -> str:
@@ -121,6 +126,10 @@ class Keys:
     def webchat_push(self, channel: str) -> str:
         """Pub/sub channel carrying replies to whichever process holds the visitor's socket."""
         return f"{self.prefix}webchat:{channel}:push"
+
+    def webchat_uploads(self, channel: str, customer_id: str) -> str:
+        """Files a visitor uploaded in the last hour (a counter)."""
+        return f"{self.prefix}webchat:{channel}:uploads:{customer_id}"
 
     def webchat_pending(self, channel: str, customer_id: str) -> str:
         """Replies not yet written to a live socket of the visitor."""

@@ -34,7 +34,7 @@
       'transfer.role': 'To role', 'transfer.agent': 'Or to agent', 'transfer.pick': 'Choose a role or an agent',
       'confirm.close': 'Close this conversation?',
       'reply.placeholder': 'Type a reply… (/ for quick replies)', 'reply.hint': 'Ctrl+Enter to send · / quick replies',
-      'reply.send': 'Send', 'reply.sending': 'Sending…', 'reply.conflict': 'Another agent owns this conversation.',
+      'reply.send': 'Send', 'reply.sending': 'Sending…', 'reply.attach': 'Attach images or files (or paste / drop them here)', 'reply.uploading': 'Uploading…', 'reply.remove': 'Remove', 'reply.conflict': 'Another agent owns this conversation.',
       'qr.none': 'No matching quick reply', 'qr.empty': 'No quick replies configured',
       'cust.title': 'Customer', 'cust.channel': 'Channel', 'cust.tier': 'Tier', 'cust.language': 'Language',
       'cust.id': 'Customer ID', 'cust.attributes': 'Details', 'cust.orders': 'Recent orders',
@@ -77,7 +77,7 @@
       'transfer.role': '转给角色', 'transfer.agent': '或转给客服', 'transfer.pick': '请选择角色或客服',
       'confirm.close': '确定关闭此会话吗？',
       'reply.placeholder': '输入回复…（输入 / 使用快捷回复）', 'reply.hint': 'Ctrl+Enter 发送 · / 快捷回复',
-      'reply.send': '发送', 'reply.sending': '发送中…', 'reply.conflict': '该会话已由其他客服负责。',
+      'reply.send': '发送', 'reply.sending': '发送中…', 'reply.attach': '添加图片或文件（也可粘贴或拖入）', 'reply.uploading': '上传中…', 'reply.remove': '移除', 'reply.conflict': '该会话已由其他客服负责。',
       'qr.none': '没有匹配的快捷回复', 'qr.empty': '尚未配置快捷回复',
       'cust.title': '客户信息', 'cust.channel': '渠道', 'cust.tier': '等级', 'cust.language': '语言',
       'cust.id': '客户编号', 'cust.attributes': '资料', 'cust.orders': '最近订单',
@@ -210,11 +210,12 @@
   class ApiError extends Error {
     constructor(status, msg) { super(msg); this.status = status; }
   }
-  async function api(method, path, body) {
+  async function api(method, path, body, fileType) { // fileType: body is a File sent as is
     const headers = { Accept: 'application/json' };
     if (S.token) headers.Authorization = 'Bearer ' + S.token;
     const opts = { method, headers, cache: 'no-store' };
-    if (body !== undefined) { headers['Content-Type'] = 'application/json'; opts.body = JSON.stringify(body); }
+    if (fileType !== undefined) { headers['Content-Type'] = fileType || 'application/octet-stream'; opts.body = body; }
+    else if (body !== undefined) { headers['Content-Type'] = 'application/json'; opts.body = JSON.stringify(body); }
     let r;
     try { r = await fetch(apiUrl(path), opts); } catch (e) { throw new ApiError(0, t('err.network')); }
     let data = null;
@@ -239,6 +240,7 @@
     view: prefs.view || 'all',
     filters: { search: '', status: prefs.status || 'open', role: prefs.role || '', channel: prefs.channel || '', sort: prefs.sort || 'recent' },
     drafts: new Map(),
+    files: new Map(),       // conversation id -> files uploaded for the next reply
     ws: null, wsAttempt: 0, wsTimer: null, wsEverOpen: false, live: false,
     custOpen: window.innerWidth >= 1200,
     custHist: new Map(),     // customer id -> {at, list}
@@ -290,6 +292,7 @@
     document.querySelectorAll('[data-i18n-placeholder]').forEach((n) => { n.placeholder = t(n.dataset.i18nPlaceholder); });
     document.querySelectorAll('[data-i18n-title]').forEach((n) => { n.title = t(n.dataset.i18nTitle); });
     document.querySelectorAll('[data-i18n-aria]').forEach((n) => { n.setAttribute('aria-label', t(n.dataset.i18nAria)); });
+    document.querySelectorAll('[data-i18n-title]').forEach((n) => { n.title = t(n.dataset.i18nTitle); });
     document.querySelectorAll('.lang-switch').forEach((n) => { n.textContent = lang === 'zh' ? 'EN' : '中文'; });
   }
   function setLang(l) {
@@ -549,6 +552,7 @@
     if (changed) {
       S.detail = { id, conv: c ? Object.assign({}, c) : { id, customer: {} }, messages: [], ids: new Set(), loading: true };
       $('reply-text').value = S.drafts.get(id) || '';
+      renderReplyFiles();
       hideQr(); hideTransfer();
     }
     renderList(); renderConv(); renderCust();
@@ -682,18 +686,43 @@
   }
 
   /* ------------------------------------------------------------------ actions */
+  async function uploadFiles(list) {
+    const d = S.detail; if (!d || !list || !list.length) return;
+    const id = d.id, btn = $('reply-attach');
+    btn.disabled = true; btn.textContent = '…'; btn.title = t('reply.uploading');
+    try {
+      for (const f of Array.from(list)) {
+        try {
+          const a = await api('POST', '/api/attachments?name=' + encodeURIComponent(f.name || ''), f, f.type);
+          S.files.set(id, (S.files.get(id) || []).concat([a]));
+          if (S.detail && S.detail.id === id) renderReplyFiles();
+        } catch (e) { if (e.status !== 401) toast((f.name ? f.name + ': ' : '') + e.message, 'error'); }
+      }
+    } finally { btn.disabled = false; btn.textContent = '📎'; btn.title = t('reply.attach'); }
+  }
+  function renderReplyFiles() {
+    const box = $('reply-files'), list = (S.detail && S.files.get(S.detail.id)) || [];
+    clear(box); box.hidden = !list.length;
+    list.forEach((a) => {
+      const rm = h('button', { type: 'button', title: t('reply.remove'), 'aria-label': t('reply.remove') + ' ' + (a.name || ''), text: '×' });
+      rm.addEventListener('click', () => { S.files.set(S.detail.id, (S.files.get(S.detail.id) || []).filter((x) => x !== a)); renderReplyFiles(); });
+      box.appendChild(h('span', { class: 'file-chip', title: a.name || '' }, h('span', { class: 'fname', text: '📎 ' + (a.name || 'file') }), rm));
+    });
+  }
   async function sendReply() {
     const d = S.detail; if (!d || S.sending) return;
     const ta = $('reply-text');
     const text = ta.value.replace(/\s+$/, '');
-    if (!text.trim()) return;
+    const files = S.files.get(d.id) || [];
+    if (!text.trim() && !files.length) return;
     S.sending = true;
     const btn = $('reply-send'); btn.disabled = true; btn.textContent = t('reply.sending');
     const id = d.id;
     try {
-      const m = await api('POST', '/api/conversations/' + encodeURIComponent(id) + '/messages', { text });
+      const m = await api('POST', '/api/conversations/' + encodeURIComponent(id) + '/messages', { text, attachments: files.map((a) => a.id) });
+      S.files.delete(id);
       if (S.detail && S.detail.id === id) {
-        ta.value = ''; S.drafts.delete(id); hideQr();
+        ta.value = ''; S.drafts.delete(id); hideQr(); renderReplyFiles();
         if (m && m.id != null) appendMessage(m);
       }
       const c = S.convs.get(id);
@@ -1094,7 +1123,12 @@
     $('cust-close').addEventListener('click', () => toggleCust(false));
     $('nav-back').addEventListener('click', backToList);
     $('reply-send').addEventListener('click', sendReply);
+    $('reply-attach').addEventListener('click', () => $('reply-file').click());
+    $('reply-file').addEventListener('change', (e) => { const fl = Array.from(e.target.files || []); e.target.value = ''; uploadFiles(fl); });
     const ta = $('reply-text');
+    ta.addEventListener('paste', (e) => { const fl = e.clipboardData && e.clipboardData.files; if (fl && fl.length) { e.preventDefault(); uploadFiles(Array.from(fl)); } });
+    ta.addEventListener('dragover', (e) => { if (e.dataTransfer && Array.from(e.dataTransfer.types || []).includes('Files')) e.preventDefault(); });
+    ta.addEventListener('drop', (e) => { const fl = e.dataTransfer && e.dataTransfer.files; if (fl && fl.length) { e.preventDefault(); uploadFiles(Array.from(fl)); } });
     ta.addEventListener('keydown', onReplyKey);
     ta.addEventListener('input', () => { if (QR.dismissedAt >= 0 && (!qrContext() || qrContext().start !== QR.dismissedAt)) QR.dismissedAt = -1; updateQr(); if (S.selected) S.drafts.set(S.selected, ta.value); });
     ta.addEventListener('click', updateQr);

@@ -40,7 +40,7 @@
       sending: '发送中…', failed: '发送失败', retry: '重试', me: '我', agent: '客服', bot: '智能助手',
       system: '系统', welcome: '您好！请问有什么可以帮您？如果是订单问题，请附上订单号。',
       newMsg: '条新消息', tooLong: '消息过长（最多 4000 字）', subtitle: '我们通常会尽快回复',
-      messages: '聊天消息'
+      messages: '聊天消息', attach: '发送图片或文件', upFail: '文件上传失败', tooBig: '文件过大'
     },
     en: {
       title: 'Customer support', openLabel: 'Open support chat', closeLabel: 'Close support chat',
@@ -49,7 +49,7 @@
       sending: 'Sending…', failed: 'Not sent', retry: 'Retry', me: 'Me', agent: 'Agent', bot: 'Assistant',
       system: 'System', welcome: 'Hi! How can we help? For an order question, please include your order number.',
       newMsg: 'new messages', tooLong: 'Message too long (max 4000 characters)', subtitle: 'We usually reply quickly',
-      messages: 'Chat messages'
+      messages: 'Chat messages', attach: 'Send an image or file', upFail: 'Upload failed', tooBig: 'File too large'
     }
   };
   function normLang(l) { l = String(l || '').toLowerCase(); return l.indexOf('zh') === 0 ? 'zh' : (l ? 'en' : ''); }
@@ -154,6 +154,7 @@
     'textarea:focus{border-color:var(--kc);box-shadow:0 0 0 2px rgba(22,119,255,.15)}',
     '.send{flex:none;height:40px;padding:0 16px;border:0;border-radius:10px;background:var(--kc);color:var(--kt);font:inherit;font-weight:600;cursor:pointer}',
     '.send:disabled{opacity:.5;cursor:default}',
+    '.att{flex:none;height:40px;font-size:18px}.att:hover{background:#f0f0f0}',
     '.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}',
     '.hint{font-size:11px;color:#aaa;padding:0 12px 6px;background:#fff;flex:none}',
     '@media (max-width:520px){.panel,.left .panel{top:0;left:0;right:0;bottom:0;width:100%;height:100%;max-height:none;border-radius:0}',
@@ -198,7 +199,9 @@
   var foot = el('div', 'foot');
   var ta = el('textarea'); ta.rows = 1; ta.maxLength = MAX_LEN;
   var sendBtn = el('button', 'send'); sendBtn.type = 'button';
-  foot.appendChild(ta); foot.appendChild(sendBtn);
+  var attBtn = el('button', 'x att', '\ud83d\udcce'); attBtn.type = 'button';
+  var fileIn = el('input'); fileIn.type = 'file'; fileIn.hidden = true;
+  [attBtn, ta, sendBtn, fileIn].forEach(function (n) { foot.appendChild(n); });
   var hint = el('div', 'hint');
   [head, statusBar, note, list, errBox, foot, hint, live].forEach(function (n) { panel.appendChild(n); });
   root.appendChild(panel); root.appendChild(btn);
@@ -222,8 +225,7 @@
     panel.setAttribute('aria-label', title);
     btn.setAttribute('aria-label', t('openLabel'));
     btn.title = title;
-    xBtn.setAttribute('aria-label', t('closeLabel'));
-    xBtn.title = t('closeLabel');
+    [[xBtn, 'closeLabel'], [attBtn, 'attach']].forEach(function (p) { p[0].setAttribute('aria-label', t(p[1])); p[0].title = t(p[1]); });
     ta.placeholder = t('placeholder');
     ta.setAttribute('aria-label', t('placeholder'));
     list.setAttribute('aria-label', t('messages'));
@@ -335,7 +337,7 @@
   function pendingFromOutbox() {
     outbox.forEach(function (o) {
       for (var i = 0; i < msgs.length; i++) if (msgs[i].cid === o.client_msg_id) return;
-      msgs.push({ id: '', cid: o.client_msg_id, text: o.text, kind: 'customer', name: '', ts: o.ts, pending: true });
+      msgs.push({ id: '', cid: o.client_msg_id, text: o.text, kind: 'customer', name: '', ts: o.ts, pending: true, attachments: o.att });
     });
   }
   function onHistory(list_) {
@@ -360,7 +362,6 @@
       }
     }
     msgs.push(m);
-    // keep pending ones last
     msgs.sort(function (a, b) { return (a.pending || a.failed ? 1 : 0) - (b.pending || b.failed ? 1 : 0); });
     if (m.kind !== 'customer') { live.textContent = kindName(m) + ': ' + m.text; if (!isOpen) setUnread(unread + 1); }
     saveHist(); render();
@@ -382,24 +383,32 @@
     armAckTimer();
     saveHist(); render();
   }
-  function send(text) {
+  function send(text, att) {
     text = String(text || '').replace(/\s+$/, '');
-    if (!text.replace(/\s/g, '')) return false;
+    if (!text.replace(/\s/g, '') && !att) return false;
     if (text.length > MAX_LEN) { showError(t('tooLong')); return false; }
-    var o = { client_msg_id: uuid(), text: text, ts: Date.now() / 1000 };
+    var o = { client_msg_id: uuid(), text: text, ts: Date.now() / 1000, att: att || [] };
     outbox.push(o); saveOutbox();
-    msgs.push({ id: '', cid: o.client_msg_id, text: text, kind: 'customer', name: '', ts: o.ts, pending: true });
+    msgs.push({ id: '', cid: o.client_msg_id, text: text, kind: 'customer', name: '', ts: o.ts, pending: true, attachments: o.att });
     forceScroll = true; render();
     if (helloed) transmit(o); else connect();
     return true;
   }
   function retryFailed(m) {
     msgs = msgs.filter(function (x) { return x !== m; });
-    send(m.text);
+    send(m.text, (m.attachments || []).length ? m.attachments : null);
+  }
+  function upload(f) {
+    if (f.size > (cfg.max_upload || 10485760)) return showError(t('tooBig'));
+    if (!token || !window.fetch) return reconnectNow();
+    fetch(httpBase + 'upload?token=' + encodeURIComponent(token) + '&name=' + encodeURIComponent(f.name || ''),
+      { method: 'POST', body: f, credentials: 'omit', headers: { 'Content-Type': f.type || 'application/octet-stream' } })
+      .then(function (r) { if (!r.ok) throw r; return r.json(); })
+      .then(function (a) { send('', [a]); })['catch'](function () { showError(t('upFail')); });
   }
   function transmit(o) {
     if (!ws || !helloed || ws.readyState !== 1) return;
-    try { ws.send(JSON.stringify({ type: 'message', text: o.text, client_msg_id: o.client_msg_id })); } catch (e) { return; }
+    try { ws.send(JSON.stringify({ type: 'message', text: o.text, client_msg_id: o.client_msg_id, attachments: (o.att || []).map(function (a) { return a.id; }) })); } catch (e) { return; }
     armAckTimer();
   }
   function armAckTimer() {
@@ -501,6 +510,8 @@
   btn.addEventListener('click', function () { isOpen ? close() : open(); });
   xBtn.addEventListener('click', close);
   sendBtn.addEventListener('click', submit);
+  attBtn.addEventListener('click', function () { fileIn.click(); });
+  fileIn.addEventListener('change', function () { var f = fileIn.files[0]; fileIn.value = ''; if (f) upload(f); });
   ta.addEventListener('input', autoGrow);
   ta.addEventListener('keydown', function (e) {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) { e.preventDefault(); submit(); }
@@ -530,6 +541,7 @@
         ['title', 'color', 'lang', 'position'].forEach(function (k) { if (typeof c[k] === 'string') cfg[k] = c[k]; });
         cfg.welcome = c.welcome || null; cfg.offline_note = c.offline_note || null;
         if (typeof c.online === 'boolean') cfg.online = c.online;
+        cfg.max_upload = c.max_upload_bytes;
         applyLook();
       })['catch'](function () { /* defaults */ });
   }

@@ -278,6 +278,46 @@ async def _status(agent: Agent, who: str, status: str) -> bool:
     return code == 200 and any(a["id"] == who and a["status"] == status for a in body["agents"])
 
 
+async def test_files_from_the_widget_and_the_console(make_daemon, http, browser):
+    """A visitor sends a payment screenshot from the widget; Alice sees the image in the
+    console, attaches a guide with the paperclip and sends it; the visitor gets it."""
+    from tests.test_attachments import PDF, png
+
+    d = await make_daemon().start()
+    alice = await Agent(d, http, "alice").login()
+    page, watch = await open_page(browser, d.url + "/webchat/")
+    await page.click(f"{W} .btn")
+    await page.wait_for_selector(f"{W} .panel:not([hidden])")
+    await widget_send(page, "paid but no card key")  # the visitor has a token now
+    await page.locator(f"{W} .row.me[data-id]:not(.pending)").first.wait_for()
+    shot = png(40, 30)
+    await page.locator(f"{W} input[type=file]").set_input_files(
+        files=[{"name": "payment.png", "mimeType": "image/png", "buffer": shot}])
+    sent_img = page.locator(f"{W} .row.me[data-id]:not(.pending) .bub img")
+    await sent_img.wait_for()
+
+    console, cwatch = await console_login(browser, d)
+    await (await conv_item(console, alice, "paid but no card key")).click()
+    img = console.locator("#msg-list .m-img img")
+    await img.wait_for()
+    await wait_for(lambda: img.evaluate("i => i.complete && i.naturalWidth === 40"), 10,
+                   message="the screenshot loads in the console (CSP allows it)")
+    await console.locator("#reply-file").set_input_files(
+        files=[{"name": "guide.pdf", "mimeType": "application/pdf", "buffer": PDF}])
+    await console.locator("#reply-files .file-chip", has_text="guide.pdf").wait_for()
+    await console.click("#reply-send")
+    await console.locator("#reply-files").wait_for(state="hidden")
+    await console.locator("#msg-list .m-file", has_text="guide.pdf").wait_for()
+
+    link = page.locator(f"{W} .row.them .bub a", has_text="guide.pdf")
+    await link.wait_for()
+    href = await link.get_attribute("href")
+    async with http.get(href) as r:
+        assert r.status == 200 and await r.read() == PDF
+    watch.check()
+    cwatch.check()
+
+
 async def test_console_claim_transfer_close_with_keys(make_daemon, http, browser):
     d = await make_daemon().start()
     sue = await Agent(d, http, "sue").login()
