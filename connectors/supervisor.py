@@ -6,6 +6,12 @@ the others are never touched.  Each reply is marked sent right after the
 platform took it and acknowledged after that, so a restart or a claim by
 another process resends only what was not yet handed over (and a resend
 carries the same message id).
+
+Replies reach a customer in the order agents sent them.  Within a batch, a
+conversation's replies go one after the other; when one cannot be delivered
+now (a DeliveryError: a 429, the platform away), the conversation is held:
+its later replies, even in later batches, stay pending too, and the retry
+round (this consumer's pending entries, in stream order) sends them after it.
 """
 from __future__ import annotations
 
@@ -35,6 +41,8 @@ class Supervisor:
         self._tried: set[str] = set()
         self.sent = defaultdict(int)
         self.failed = defaultdict(int)
+        # channel -> conversation -> (stream id of its reply that failed, when it last failed)
+        self._held: dict[str, dict[str | None, tuple[str, float]]] = defaultdict(dict)
 
     async def run(self, stop: asyncio.Event) -> None:
         if not self.connectors:
@@ -105,7 +113,18 @@ class Supervisor:
             else:
                 by_conversation[ev.conversation_id].append((sid, ev))
 
-        async def in_order(items: list[tuple[str, Event]]) -> None:
+        held = self._held[conn.name]
+        # A hold outlives its failed reply only if that reply went elsewhere (another
+        # process claimed it): then it is released after a while.
+        release_after = 3 * self.settings.bus.claim_idle
+
+        async def in_order(cid: str | None, items: list[tuple[str, Event]]) -> None:
+            if cid in held:
+                failed_sid, since = held[cid]
+                if time.monotonic() - since > release_after:
+                    del held[cid]
+                elif failed_sid not in {sid for sid, _ in items}:
+                    return  # not the retry round: wait behind the reply that failed
             for sid, ev in items:
                 try:
                     await conn.send(ev)
@@ -113,16 +132,19 @@ class Supervisor:
                     self.failed[conn.name] += 1
                     if exc.permanent:
                         await self.bus.park(keys.outbound(conn.name), sid, str(exc), ev.encode())
+                        held.pop(cid, None)
                         done.append(sid)
                         continue
                     log.warning("delivery failed, will retry", extra={
                         "channel": conn.name, "message_id": ev.id, "error": str(exc)})
+                    held[cid] = (sid, time.monotonic())
                     return  # later replies of this conversation wait behind it
+                held.pop(cid, None)
                 await r.set(keys.sent(ev.id), "1", ex=SENT_TTL)
                 self.sent[conn.name] += 1
                 done.append(sid)
 
         async with asyncio.TaskGroup() as tg:
-            for items in by_conversation.values():
-                tg.create_task(in_order(items))
+            for cid, items in by_conversation.items():
+                tg.create_task(in_order(cid, items))
         return done

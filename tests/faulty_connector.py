@@ -17,6 +17,8 @@ process) can steer and observe it:
   ``break-send`` exists, ``send()`` raises ``send_exception`` (a plain
   exception, never a DeliveryError: the connector itself is broken).
 - ``delivered.jsonl``: one line per message "handed to the platform".
+- While ``refuse-<customer id>`` exists, ``send()`` to that customer raises a
+  transient DeliveryError (the platform says "not now", e.g. a 429).
 
 Customers write through ``POST /plugin/{name}/inbound`` with
 ``{"customer_id", "message_id", "text"}`` (answered 202 once in the stream).
@@ -29,7 +31,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from connectors.base import Connector
+from connectors.base import Connector, DeliveryError
 from storage.events import Event
 
 
@@ -87,6 +89,8 @@ class FaultyConnector(Connector):
         _append(self.dir / "send-attempts.jsonl", {"id": event.id})
         if (self.dir / "break-send").exists():
             raise self.send_exception(f"send fault for {event.id}")
+        if (self.dir / f"refuse-{event.customer_id}").exists():
+            raise DeliveryError(f"the platform refused {event.id} for now")
         _append(self.dir / "delivered.jsonl", {"id": event.id, "text": event.text,
                                                "conversation_id": event.conversation_id,
                                                "customer_id": event.customer_id})

@@ -248,3 +248,41 @@ def kefu_messages_sent(alice: Agent, cid: str, fdir):
         out = {m["id"] for m in (await alice.conversation(cid))["messages"] if m["direction"] == "out"}
         return bool(out) and out <= {r["id"] for r in read_jsonl(fdir / "delivered.jsonl")}
     return check
+
+
+async def test_replies_held_behind_one_the_platform_refused_arrive_in_order(make_daemon, http, tmp_path):
+    """The platform refuses a reply for now (a 429, say) and takes the next ones a moment
+    later: those wait behind the refused one, even in later batches, and the customer gets
+    all of them in the order the agent sent them; another customer is not held up."""
+    fdir = tmp_path / "faulty-state"
+    fdir.mkdir()
+    d = make_daemon("kefu", agents=[ALICE], channels={
+        "faulty": {"kind": "plugin", "class": "tests.faulty_connector:FaultyConnector",
+                   "options": {"dir": str(fdir)}}})
+    await d.start()
+    alice = await Agent(d, http, "alice").login()
+    await alice.presence("online")
+    convs = {}
+    for customer in ("fc-a", "fc-b"):
+        async with http.post(d.url + "/plugin/faulty/inbound",
+                             json={"customer_id": customer, "message_id": customer, "text": "hello"}) as r:
+            assert r.status == 202
+        convs[customer] = (await conversation_of(alice, "faulty", customer))["id"]
+        await wait_for(kefu_messages_sent(alice, convs[customer], fdir), 20, message="welcome delivered")
+
+    def delivered_texts(customer: str) -> list[str]:
+        return [r["text"] for r in read_jsonl(fdir / "delivered.jsonl") if r["customer_id"] == customer
+                and r["text"] in ("one", "two", "three", "for b")]
+
+    (fdir / "refuse-fc-a").touch()
+    code, one = await alice.reply(convs["fc-a"], "one")
+    assert code == 201
+    await wait_for(lambda: one["id"] in {a["id"] for a in read_jsonl(fdir / "send-attempts.jsonl")}, 20,
+                   message="the first reply tried and refused")
+    (fdir / "refuse-fc-a").unlink()  # the platform takes messages again; "one" waits for its retry
+    for text in ("two", "three"):
+        assert (await alice.reply(convs["fc-a"], text))[0] == 201
+    assert (await alice.reply(convs["fc-b"], "for b"))[0] == 201
+    await wait_for(lambda: delivered_texts("fc-b") == ["for b"], 20, message="the other customer served")
+    await wait_for(lambda: len(delivered_texts("fc-a")) == 3, 30, message="all three delivered")
+    assert delivered_texts("fc-a") == ["one", "two", "three"]
