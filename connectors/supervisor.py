@@ -116,15 +116,13 @@ class Supervisor:
         held = self._held[conn.name]
         # A hold outlives its failed reply only if that reply went elsewhere (another
         # process claimed it): then it is released after a while.
-        release_after = 3 * self.settings.bus.claim_idle
+        stale = time.monotonic() - 3 * self.settings.bus.claim_idle
+        for cid in [c for c, (_, since) in held.items() if since < stale]:
+            del held[cid]
 
         async def in_order(cid: str | None, items: list[tuple[str, Event]]) -> None:
-            if cid in held:
-                failed_sid, since = held[cid]
-                if time.monotonic() - since > release_after:
-                    del held[cid]
-                elif failed_sid not in {sid for sid, _ in items}:
-                    return  # not the retry round: wait behind the reply that failed
+            if cid in held and held[cid][0] not in {sid for sid, _ in items}:
+                return  # not the retry round: wait behind the reply that failed
             for sid, ev in items:
                 try:
                     await conn.send(ev)
