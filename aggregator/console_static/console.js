@@ -689,7 +689,7 @@
   async function uploadFiles(list) {
     const d = S.detail; if (!d || !list || !list.length) return;
     const id = d.id, btn = $('reply-attach');
-    btn.disabled = true; btn.textContent = '…'; btn.title = t('reply.uploading');
+    btn.disabled = true; btn.title = t('reply.uploading');
     try {
       for (const f of Array.from(list)) {
         try {
@@ -698,7 +698,7 @@
           if (S.detail && S.detail.id === id) renderReplyFiles();
         } catch (e) { if (e.status !== 401) toast((f.name ? f.name + ': ' : '') + e.message, 'error'); }
       }
-    } finally { btn.disabled = false; btn.textContent = '📎'; btn.title = t('reply.attach'); }
+    } finally { btn.disabled = false; btn.title = t('reply.attach'); }
   }
   function renderReplyFiles() {
     const box = $('reply-files'), list = (S.detail && S.files.get(S.detail.id)) || [];

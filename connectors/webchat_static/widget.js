@@ -31,7 +31,7 @@
   var wsBase = (srcUrl.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + srcUrl.host + basePath + 'ws';
   function attr(n) { var v = script && script.getAttribute('data-' + n); return v ? String(v).trim() : ''; }
 
-  /* ---------- i18n ---------- */
+  /* i18n */
   var STR = {
     zh: {
       title: '在线客服', openLabel: '打开在线客服', closeLabel: '关闭客服窗口',
@@ -62,10 +62,10 @@
     return obj[lang()] || obj.en || obj.zh || '';
   }
 
-  /* ---------- storage (may throw in private modes / sandboxed frames) ---------- */
+  /* storage (may throw in private modes / sandboxed frames) */
   function sget(k) { try { return window.localStorage.getItem(k); } catch (e) { return null; } }
-  function sset(k, v) { try { window.localStorage.setItem(k, v); } catch (e) { /* ignore */ } }
-  function sdel(k) { try { window.localStorage.removeItem(k); } catch (e) { /* ignore */ } }
+  function sset(k, v) { try { window.localStorage.setItem(k, v); } catch (e) { /* */ } }
+  function sdel(k) { try { window.localStorage.removeItem(k); } catch (e) { /* */ } }
   function jget(k, d) { try { var v = JSON.parse(sget(k)); return v == null ? d : v; } catch (e) { return d; } }
 
   function uuid() {
@@ -79,7 +79,7 @@
       h.slice(8, 10).join('') + '-' + h.slice(10).join('');
   }
 
-  /* ---------- state ---------- */
+  /* state */
   var token = sget(K_TOKEN) || '';
   var outbox = jget(K_OUTBOX, []);
   if (!Array.isArray(outbox)) outbox = [];
@@ -108,7 +108,7 @@
     };
   }
 
-  /* ---------- DOM ---------- */
+  /* DOM */
   var CSS = [
     ':host{all:initial}',
     '*{box-sizing:border-box}',
@@ -154,7 +154,7 @@
     'textarea:focus{border-color:var(--kc);box-shadow:0 0 0 2px rgba(22,119,255,.15)}',
     '.send{flex:none;height:40px;padding:0 16px;border:0;border-radius:10px;background:var(--kc);color:var(--kt);font:inherit;font-weight:600;cursor:pointer}',
     '.send:disabled{opacity:.5;cursor:default}',
-    '.att{flex:none;height:40px;font-size:18px}.att:hover{background:#f0f0f0}',
+    '.x.att{flex:none;height:40px;color:#8c8c8c}.x.att:hover{background:#f0f0f0}',
     '.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}',
     '.hint{font-size:11px;color:#aaa;padding:0 12px 6px;background:#fff;flex:none}',
     '@media (max-width:520px){.panel,.left .panel{top:0;left:0;right:0;bottom:0;width:100%;height:100%;max-height:none;border-radius:0}',
@@ -165,6 +165,7 @@
   var SVG_NS = 'http://www.w3.org/2000/svg';
   var ICON_CHAT = 'M12 3C6.5 3 2 6.6 2 11c0 2.4 1.3 4.6 3.4 6.1L4.6 21l4.3-2.3c1 .2 2 .3 3.1.3 5.5 0 10-3.6 10-8s-4.5-8-10-8zm-4 9.3a1.3 1.3 0 110-2.6 1.3 1.3 0 010 2.6zm4 0a1.3 1.3 0 110-2.6 1.3 1.3 0 010 2.6zm4 0a1.3 1.3 0 110-2.6 1.3 1.3 0 010 2.6z';
   var ICON_CLOSE = 'M18.3 5.7a1 1 0 00-1.4 0L12 10.6 7.1 5.7a1 1 0 10-1.4 1.4l4.9 4.9-4.9 4.9a1 1 0 101.4 1.4l4.9-4.9 4.9 4.9a1 1 0 001.4-1.4L13.4 12l4.9-4.9a1 1 0 000-1.4z';
+  var ICON_CLIP = 'M16.5 6v11.5a4 4 0 01-8 0V5a2.5 2.5 0 015 0v10.5a1 1 0 01-2 0V6H10v9.5a2.5 2.5 0 005 0V5a4 4 0 00-8 0v12.5a5.5 5.5 0 0011 0V6z';
   function icon(d) {
     var s = document.createElementNS(SVG_NS, 'svg'); s.setAttribute('viewBox', '0 0 24 24'); s.setAttribute('aria-hidden', 'true');
     var p = document.createElementNS(SVG_NS, 'path'); p.setAttribute('d', d); s.appendChild(p); return s;
@@ -199,7 +200,7 @@
   var foot = el('div', 'foot');
   var ta = el('textarea'); ta.rows = 1; ta.maxLength = MAX_LEN;
   var sendBtn = el('button', 'send'); sendBtn.type = 'button';
-  var attBtn = el('button', 'x att', '\ud83d\udcce'); attBtn.type = 'button';
+  var attBtn = el('button', 'x att'); attBtn.type = 'button'; attBtn.appendChild(icon(ICON_CLIP));
   var fileIn = el('input'); fileIn.type = 'file'; fileIn.hidden = true;
   [attBtn, ta, sendBtn, fileIn].forEach(function (n) { foot.appendChild(n); });
   var hint = el('div', 'hint');
@@ -237,7 +238,7 @@
     updateStatus(); render();
   }
 
-  /* ---------- rendering ---------- */
+  /* rendering */
   var URL_RE = /\bhttps?:\/\/[^\s<>"'\u3000-\u303f\uff01-\uff0f]+/g;
   function fillText(node, text) {
     var last = 0, m;
@@ -333,7 +334,7 @@
     btn.setAttribute('aria-label', t('openLabel') + (n ? ' (' + n + ' ' + t('newMsg') + ')' : ''));
   }
 
-  /* ---------- messages ---------- */
+  /* messages */
   function pendingFromOutbox() {
     outbox.forEach(function (o) {
       for (var i = 0; i < msgs.length; i++) if (msgs[i].cid === o.client_msg_id) return;
@@ -420,7 +421,7 @@
     }, ACK_TIMEOUT);
   }
 
-  /* ---------- connection ---------- */
+  /* connection */
   function connect() {
     if (ws || retryTimer) return;
     connState = attempt ? 'retry' : 'connecting'; updateStatus();
@@ -487,7 +488,7 @@
     }
   }
 
-  /* ---------- open / close ---------- */
+  /* open / close */
   function open() {
     if (isOpen) return;
     isOpen = true; panel.hidden = false; root.classList.add('open');
