@@ -272,3 +272,30 @@ async def test_an_agent_file_that_cannot_be_taken_is_explained_not_lost(make_dae
     finally:
         await qq.stop()
         await runner.cleanup()
+
+
+async def test_agents_on_telegram_and_qq_see_a_visitors_screenshot(make_daemon, http, tg):
+    """A web chat visitor's payment screenshot reaches the agent where the agent works:
+    as a photo in their Telegram chat and as an image in their QQ."""
+    d = await make_daemon(agents=chat_agents(), channels={
+        "webchat": {"kind": "webchat"}, "qq": qq_channel(agents={"mode": "private"}),
+        "tg": tg_channel(tg, agents={"mode": "private"})}).start()
+    alice = await Agent(d, http, "alice").login()
+    await alice.presence("online")
+    qq = await reverse_fake(d)
+    try:
+        ws = await http.ws_connect(d.ws_url + "/webchat/ws")
+        token = (await next_frame(ws, "hello"))["visitor_token"]
+        shot = png(6, 6)
+        async with http.post(d.url + "/webchat/upload", params={"token": token, "name": "pay.png"}, data=shot,
+                             headers={"Content-Type": "image/png"}) as r:
+            up = await r.json()
+        await ws.send_json({"type": "message", "text": "付款截图", "client_msg_id": "s1", "attachments": [up["id"]]})
+        await next_frame(ws, "ack")
+        photo = await tg.wait_for_sent(lambda m: m.chat_id == ALICE_TG and m.method == "sendPhoto", timeout=T)
+        assert [f["data"] for f in photo.files] == [shot]
+        image = await qq.wait_for_sent(lambda s: s["user_id"] == ALICE_QQ and s["files"], timeout=T)
+        assert [(f["type"], f["data"]) for f in image["files"]] == [("image", shot)]
+        await ws.close()
+    finally:
+        await qq.stop()
