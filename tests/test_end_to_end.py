@@ -106,9 +106,13 @@ async def test_api_channel_round_trip(make_daemon, http, redis_url):
     assert conv["channel"] == "site" and conv["customer"]["id"] == "u1001"
     assert conv["customer"]["name"] == "张三" and conv["assignee"] == "bob"
     assert human_texts((await bob.conversation(conv["id"]))["messages"]) == ["支付失败了怎么办"]
+    # The inbox preview is what the customer wrote, not kefu's welcome that followed it.
+    await wait_for(lambda: _has_bot_message(bob, conv["id"]), message="kefu's welcome")
+    assert (await bob.conversations())[0]["last_message"]["text"] == "支付失败了怎么办"
 
     code, msg = await bob.reply(conv["id"], "请提供订单号")
     assert code == 201
+    assert (await bob.conversations())[0]["last_message"]["text"] == "请提供订单号"
     await wait_for(lambda: msg["id"] in cb.message_ids(), message="callback")
     assert {"customer_id": "u1001", "conversation_id": conv["id"], "message_id": msg["id"],
             "text": "请提供订单号"} in cb.received
@@ -126,6 +130,10 @@ async def test_api_channel_round_trip(make_daemon, http, redis_url):
     reopened = await wait_for(lambda: bob.conversations(), message="new conversation")
     assert reopened[0]["id"] != conv["id"]
     await cb.stop()
+
+
+async def _has_bot_message(agent: Agent, cid: str) -> bool:
+    return any(m["sender"]["kind"] == "bot" for m in (await agent.conversation(cid))["messages"])
 
 
 async def test_ownership_claim_and_transfer(make_daemon, http):

@@ -994,7 +994,8 @@
       const c = S.convs.get(id);
       if (c) {
         const lm = c.last_message;
-        if (!lm || toMs(m.ts) >= toMs(lm.ts)) { c.last_message = m; c.updated_at = m.ts || c.updated_at; }
+        if (!lm || (toMs(m.ts) >= toMs(lm.ts) && (m.sender || {}).kind !== 'bot')) c.last_message = m; // as the server keeps it
+        if (toMs(m.ts) > toMs(c.updated_at)) c.updated_at = m.ts;
         const dup = S.detail && S.detail.id === id && m.id != null && S.detail.ids.has(String(m.id));
         if (id !== S.selected && msgDir(m) === 'in' && !dup) c.unread = (c.unread || 0) + 1;
       } else fetchConvSoon(id);

@@ -4,7 +4,7 @@
 --       conversation field to set (or ''), its value
 local cid, mid, blob, now, stream, field, value = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 if redis.call('EXISTS', conv_key(cid)) == 0 then return 0 end
-if append_message(cid, mid, blob, now) == 0 then return 0 end
+if append_message(cid, mid, blob, now, true) == 0 then return 0 end
 if field ~= '' then
   redis.call('HSET', conv_key(cid), field, value)
   local h = hash_of(cid)

@@ -118,11 +118,18 @@ local function assign_or_queue(cid, exclude, now, ctx)
   return ''
 end
 
-local function append_message(cid, mid, blob, now)
+-- `last_message` is what a person last wrote (the inbox preview): kefu's own
+-- messages (welcome, queue position...) take it only while there is none.
+local function append_message(cid, mid, blob, now, automatic)
   local k = conv_key(cid)
   if redis.call('HSETNX', k .. ':msg', mid, blob) == 0 then return 0 end
   redis.call('RPUSH', k .. ':order', mid)
-  redis.call('HSET', k, 'last_message', blob, 'updated_at', now)
+  if automatic then
+    redis.call('HSETNX', k, 'last_message', blob)
+    redis.call('HSET', k, 'updated_at', now)
+  else
+    redis.call('HSET', k, 'last_message', blob, 'updated_at', now)
+  end
   return 1
 end
 

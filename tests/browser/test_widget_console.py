@@ -91,7 +91,7 @@ async def next_frame(ws, kind, timeout=15.0, sender=None):
 
 
 async def conv_item(page, agent: Agent, text: str):
-    """The inbox row of the conversation holding `text` (its preview may be a later bot message)."""
+    """The inbox row of the conversation holding `text` (its preview may be a later message)."""
     conv = await conv_with_text(agent, text)
     return page.locator(f".conv-item[data-id='{conv['id']}']")
 
