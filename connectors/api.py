@@ -84,7 +84,7 @@ class ApiConnector(Connector):
             raise RuntimeError("connector not started")
         payload = {"customer_id": event.customer_id, "conversation_id": event.conversation_id,
                    "message_id": event.id, "text": event.text}
-        if links := self.file_links(event):
+        if links := self.file_links(event.attachments):
             payload["attachments"] = links  # [{name, type, size, url}]
         body = json.dumps(payload, ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self.secret, body)}

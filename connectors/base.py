@@ -96,11 +96,11 @@ class Connector(ABC):
             sender_kind="customer", sender_id=customer_id, sender_name=sender_name, **kw,
         )
 
-    def file_links(self, event: Event) -> list[dict[str, Any]]:
-        """The message's files as {name, type, size, url} with an address reachable from
+    def file_links(self, attachments: list[dict]) -> list[dict[str, Any]]:
+        """A message's files as {name, type, size, url} with an address reachable from
         outside (web.public_url), for platforms that get a link rather than the file."""
         out = []
-        for a in event.attachments or []:
+        for a in attachments:
             url = str(a.get("url") or "")
             out.append({"name": a.get("name") or "file", "type": a.get("type") or "", "size": a.get("size"),
                         "url": self.ctx.settings.web.absolute(url) if url.startswith("/") else url})

@@ -197,22 +197,6 @@ def split_text(text: str, limit: int = MAX_PART) -> list[str]:
     return parts
 
 
-def outbound_parts(event: Event, links: list[dict], images: dict[str, bytes]) -> list[list[dict]]:
-    """The QQ messages a reply becomes: text parts, then its media.  `links` are
-    Connector.file_links(event); `images` the bytes of images kefu keeps, by id
-    (sent inline, so the QQ implementation needs no way to reach kefu)."""
-    parts = [[{"type": "text", "data": {"text": t}}] for t in split_text(event.text) if t]
-    for att, link in zip(event.attachments, links):
-        if att.get("id") in images:
-            data = "base64://" + base64.b64encode(images[att["id"]]).decode()
-            parts.append([{"type": "image", "data": {"file": data}}])
-        elif att.get("type") == "image" and link["url"]:  # a QQ image, by QQ's own address
-            parts.append([{"type": "image", "data": {"file": link["url"]}}])
-        elif link["url"]:
-            parts.append([{"type": "text", "data": {"text": f"{link['name']}: {link['url']}"}}])
-    return parts
-
-
 def _token_of(request: web.Request) -> str | None:
     header = request.headers.get("Authorization")
     if header:
@@ -708,6 +692,22 @@ class QQConnector(Connector):
             return None
 
     # -- outbound (customer replies) ---------------------------------------------
+    async def media_segments(self, attachments: list[dict], sep: str = "") -> list[dict]:
+        """A segment per file: images as images — inline when kefu keeps them (so the QQ
+        implementation needs no way to reach kefu), else by address — other files as a
+        `sep`-prefixed "name: link" text."""
+        segs: list[dict] = []
+        for att, link in zip(attachments, self.file_links(attachments)):
+            image = str(att.get("type") or "").startswith("image")
+            kept = await self.ctx.files.get(att["id"]) if image and att.get("id") else None
+            if kept is not None:
+                segs.append({"type": "image", "data": {"file": "base64://" + base64.b64encode(kept.data).decode()}})
+            elif image and link["url"]:
+                segs.append({"type": "image", "data": {"file": link["url"]}})
+            elif link["url"]:
+                segs.append({"type": "text", "data": {"text": f"{sep}{link['name']}: {link['url']}"}})
+        return segs
+
     async def keep_files(self, attachments: list[dict]) -> tuple[list[dict], str | None]:
         """An agent's QQ images and files, fetched from QQ's servers and kept by kefu
         (storage/attachments.py) so they can go to a customer on any channel; or a
@@ -734,13 +734,9 @@ class QQConnector(Connector):
     async def send(self, event: Event) -> None:
         if not event.customer_id.isdigit():
             raise DeliveryError(f"{event.customer_id!r} is not a QQ number", permanent=True)
-        images = {}
-        for att in event.attachments:
-            if att.get("id") and str(att.get("type") or "").startswith("image/"):
-                kept = await self.ctx.files.get(att["id"])
-                if kept is not None:
-                    images[att["id"]] = kept.data
-        parts = outbound_parts(event, self.file_links(event), images)
+        # text parts, then each file as a message of its own
+        parts = [[{"type": "text", "data": {"text": t}}] for t in split_text(event.text) if t]
+        parts += [[seg] for seg in await self.media_segments(event.attachments)]
         if not parts:
             return
         problem = await self.unavailable()

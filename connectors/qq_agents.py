@@ -26,7 +26,6 @@ OneBot connection relays.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
 import re
@@ -216,31 +215,14 @@ class AgentBridge:
                 pipe.set(self.keys.qq_relay_done(self.name, m["id"], _tkey(target)), "1", nx=True, ex=7 * 86400)
             await pipe.execute()
         segs = [{"type": "text", "data": {"text": "\n".join(lines)}}]
-        segs += await self._file_segments([a for m in messages if m["sender"].get("kind") != "bot"
-                                           for a in m.get("attachments") or []])
+        segs += await self.c.media_segments([a for m in messages if m["sender"].get("kind") != "bot"
+                                             for a in m.get("attachments") or []], sep="\n")
         try:
             await self.c.send_remembered(target, segs, {"cid": cid, "to": "agent"}, attempts=2)
         except DeliveryError:
             await self.redis.srem(relayed_key, _tkey(target))
             raise
         return True
-
-    async def _file_segments(self, attachments: list[dict]) -> list[dict]:
-        """Images as images (inline when kefu keeps them, e.g. a visitor's screenshot,
-        so the QQ implementation needs no way to reach kefu), other files as links."""
-        segs: list[dict] = []
-        for att in attachments:
-            url = str(att.get("url") or "")
-            url = self.c.ctx.settings.web.absolute(url) if url.startswith("/") else url
-            image = str(att.get("type") or "").startswith("image")
-            kept = await self.c.ctx.files.get(att["id"]) if image and att.get("id") else None
-            if kept is not None:
-                segs.append({"type": "image", "data": {"file": "base64://" + base64.b64encode(kept.data).decode()}})
-            elif url and image:
-                segs.append({"type": "image", "data": {"file": url}})
-            elif url:
-                segs.append({"type": "text", "data": {"text": f"\n{att.get('name') or 'file'}: {url}"}})
-        return segs
 
     async def _on_message(self, cid: str, msg: dict) -> None:
         conv = await self.store.get(cid, messages=False)
@@ -272,7 +254,7 @@ class AgentBridge:
             tag = await self.tag(cid)
             name = sender.get("name") or sender.get("kind") or ""
             segs: list[dict] = [{"type": "text", "data": {"text": f"#{tag} {name}: {_short(msg.get('text') or '', 2500)}"}}]
-            segs += await self._file_segments(msg.get("attachments") or [])
+            segs += await self.c.media_segments(msg.get("attachments") or [], sep="\n")
             await self.c.send_remembered(target, segs, {"cid": cid, "id": msg["id"], "to": "agent"}, attempts=2)
 
     # -- agents' messages → actions --------------------------------------------------

@@ -558,15 +558,13 @@ class TelegramConnector(Connector):
             raise DeliveryError(f"not a Telegram chat id: {event.customer_id!r}", permanent=True) from None
         text = event.text or ""
         files = []
-        for a, link in zip(event.attachments or [], self.file_links(event)):
-            if a.get("telegram_file_id") and a.get("telegram_bot") == self.bot_id:
-                files.append(a)  # this bot's own file: sent again by its id
-            elif a.get("id") and (kept := await self.ctx.files.get(a["id"])) is not None:
-                files.append({**a, "data": kept.data})  # a file kefu keeps: uploaded
+        for a, link in zip(event.attachments or [], self.file_links(event.attachments or [])):
+            if (file := await self.sendable_file(a)) is not None:
+                files.append(file)
             else:
                 text += f"\n📎 {link['name']}" + (f": {link['url']}" if link["url"] else "")
         parts: list[tuple[str, Any]] = [("text", p) for p in split_text(text.strip())] if text.strip() else []
-        parts += [("file", a) for a in files]
+        parts += [("file", f) for f in files]
         done_key = self.keys.tg_parts_sent(self.name, event.id)
         already = int(await self.redis.get(done_key) or 0)
         for i, (what, part) in enumerate(parts):
@@ -575,11 +573,20 @@ class TelegramConnector(Connector):
             if what == "text":
                 await self._call(chat_id, lambda p=part: self.bot.send_message(chat_id, p))
             else:
-                send = self.bot.send_photo if (part.get("type") or "").startswith("image/") else self.bot.send_document
-                file = (InputFile(part["data"], filename=part.get("name")) if "data" in part
-                        else part["telegram_file_id"])
-                await self._call(chat_id, lambda f=file, s=send: s(chat_id, f))
+                await self._call(chat_id, lambda f=part: f[0](chat_id, f[1]))
             await self.redis.set(done_key, i + 1, ex=SENT_PARTS_TTL)
+
+    async def sendable_file(self, a: dict) -> tuple[Any, InputFile | str] | None:
+        """(send_photo or send_document, the file) for an attachment this bot can send: one
+        of its own files (by file id) or one kefu keeps (uploaded); None otherwise."""
+        if a.get("telegram_file_id") and a.get("telegram_bot") == self.bot_id:
+            file: InputFile | str = a["telegram_file_id"]
+        elif a.get("id") and (kept := await self.ctx.files.get(a["id"])) is not None:
+            file = InputFile(kept.data, filename=kept.name)
+        else:
+            return None
+        return (self.bot.send_photo if str(a.get("type") or "").startswith("image/") else self.bot.send_document,
+                file)
 
     async def send_text(self, chat_id: int, text: str, *, thread_id: int | None = None,
                         reply_to: int | None = None, group: bool = False,

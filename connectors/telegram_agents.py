@@ -44,7 +44,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from telegram import InputFile, Message, Update
+from telegram import Message, Update
 from telegram.error import BadRequest, Forbidden, TelegramError
 
 from aggregator.agent_actions import refusal
@@ -245,22 +245,17 @@ class TelegramAgentBridge:
         return mask_cards(f"{who}: {e.text}{files}")  # SPEC: card numbers masked in agent chat apps
 
     def _telegram_files(self, events: list[Event], target_agent: str | None) -> list[dict]:
-        """Attachments the agent gets as files: ones this bot can re-send by file_id (a
-        Telegram customer's), and ones kefu keeps (a web chat visitor's screenshot...)."""
+        """Attachments to forward as files (those the bot can send: see TelegramConnector.sendable_file)."""
         return [a for e in events if self._relayable(e, target_agent) for a in e.attachments
-                if isinstance(a, dict) and not a.get("error") and (
-                    a.get("telegram_file_id") and a.get("telegram_bot") == self.conn.bot_id or a.get("id"))]
+                if isinstance(a, dict) and not a.get("error")]
 
     async def _forward_files(self, chat: int, cid: str, files: list[dict], thread: int | None = None) -> None:
         conn, group = self.conn, chat < 0
         for a in files:
-            file: Any = a.get("telegram_file_id")
-            if not (file and a.get("telegram_bot") == conn.bot_id):
-                kept = await self.ctx.files.get(a["id"])
-                if kept is None:
-                    continue  # expired
-                file = InputFile(kept.data, filename=kept.name)
-            send = conn.bot.send_photo if (a.get("type") or "").startswith("image/") else conn.bot.send_document
+            sendable = await conn.sendable_file(a)
+            if sendable is None:
+                continue  # not one the bot can send (its name is in the relayed text)
+            send, file = sendable
             kw: dict[str, Any] = {"caption": f"#{tag(cid)} 📎 {a.get('name') or ''}"[:1024]}
             if thread is not None:
                 kw["message_thread_id"] = thread

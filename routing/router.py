@@ -172,7 +172,7 @@ class Router:
         )
 
     # -- the consumer ----------------------------------------------------------
-    def prepare(self, batch: list[tuple[str, Event]]) -> "Prepared":
+    def prepare(self, batch: list[tuple[str, Event]]) -> Prepared:
         """Step 1, pure Python: the rules' decisions and the ingest argument.  The
         consumer runs this as soon as a batch is read, while Redis still works on
         the previous one."""

@@ -24,12 +24,6 @@ local function context(json)
   return c
 end
 
-local function split_csv(csv)
-  local out = {}
-  for v in string.gmatch(csv or '', '[^,]+') do out[#out + 1] = v end
-  return out
-end
-
 local function holds(roles_csv, role)
   return role == '' or string.find(',' .. (roles_csv or '') .. ',', ',' .. role .. ',', 1, true) ~= nil
 end

@@ -12,13 +12,15 @@ local ctx = context(ARGV[3])
 local remind = tonumber(ctx.remind_after) or 0
 local position_every = tonumber(ctx.position_updates) or 60
 local online_roles, online_list = {}, {}
-for _, a in ipairs(redis.call('SMEMBERS', P .. 'agents:online')) do
-  for _, r in ipairs({'', unpack(split_csv(redis.call('HGET', P .. 'agent:' .. a, 'roles')))}) do
-    if not online_roles[r] then
-      online_roles[r] = true
-      online_list[#online_list + 1] = r
-    end
+local function online(role)
+  if not online_roles[role] then
+    online_roles[role] = true
+    online_list[#online_list + 1] = role
   end
+end
+for _, a in ipairs(redis.call('SMEMBERS', P .. 'agents:online')) do
+  online('')
+  for r in string.gmatch(redis.call('HGET', P .. 'agent:' .. a, 'roles') or '', '[^,]+') do online(r) end
 end
 local out = {}
 
