@@ -24,6 +24,12 @@ class Keys:
         return f"{self.prefix}out:{channel}"
 
     @property
+    def changes(self) -> str:
+        """The change log: every change of a conversation, appended by the script that makes
+        it (storage/changes.py)."""
+        return f"{self.prefix}changes"
+
+    @property
     def parked(self) -> str:
         """Stream of entries that could not be decoded or delivered for good."""
         return f"{self.prefix}parked"
