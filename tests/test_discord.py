@@ -200,6 +200,7 @@ async def test_heartbeats_and_resume_after_a_dropped_connection(fake):
     client, task = await start_client(fake, rec)
     try:
         await fake.wait_for(lambda: fake.heartbeats >= 3)
+        assert client.latency != float("inf")  # heartbeats were acknowledged
         await fake.drop_connection()
         fake.inject_dm(CUSTOMER, "sent while you were away")  # buffered for the session
         await rec.wait_for(lambda: rec.customer)

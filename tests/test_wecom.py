@@ -19,6 +19,7 @@ from connectors.wecom.api import (RULE_SESSION, STATE_ASSISTANT, STATE_HUMAN, Me
 from connectors.wecom.config import WecomChannel
 from connectors.wecom.crypto import CallbackRefused, WecomCrypto
 from connectors.wecom.rules import RULE_QUOTA, RULE_WINDOW, reply_window
+from tests.fakes.local_server import serve
 from tests.fakes.wecom_api import FakeWecom
 
 # WeCom's published sample (WXBizMsgCrypt Sample.py of the official SDK).
@@ -147,12 +148,8 @@ async def receiver(fake):
 
     app = web.Application()
     app.router.add_route("*", "/wecom/wechat/callback", callback)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/wecom/wechat/callback"
-    yield url, got
+    runner, base = await serve(app)
+    yield base + "/wecom/wechat/callback", got
     await runner.cleanup()
 
 
@@ -235,14 +232,16 @@ async def test_sync_pages_with_cursor_and_message_types(fake, api):
     img = fake.inject_image(USER, b"\x89PNG\r\n\x1a\nfake-image")
     fake.inject_file(USER, b"%PDF-1.4 invoice", filename="发票.pdf")
     _, code = fake.inject_enter_session("wmNewcomer", scene="shop")
-    fake.inject_text(USER, "five")
+    fake.inject_event(USER, "msg_send_fail", fail_msgid="m_x", fail_type=4)
 
     p1 = await api.sync_msg(limit=2)
     p2 = await api.sync_msg(p1.next_cursor, limit=2)
     p3 = await api.sync_msg(p2.next_cursor, limit=2)
     assert (p1.has_more, p2.has_more, p3.has_more) == (True, True, False)
     msgs = p1.messages + p2.messages + p3.messages
-    assert [m.msgtype for m in msgs] == ["text", "image", "file", "event", "text"]
+    assert [m.msgtype for m in msgs] == ["text", "image", "file", "event", "event"]
+    assert (msgs[4].event["event_type"], msgs[4].event["fail_msgid"], msgs[4].external_userid) == (
+        "msg_send_fail", "m_x", USER)
     assert len({m.msgid for m in msgs}) == 5
     again = await api.sync_msg(p3.next_cursor)
     assert again.messages == [] and not again.has_more

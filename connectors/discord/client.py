@@ -19,7 +19,6 @@ user does not accept DMs from the bot).
 from __future__ import annotations
 
 import io
-import logging
 from typing import Any
 
 import discord
@@ -29,8 +28,6 @@ from discord.http import HTTPClient, Route
 
 from connectors.discord.config import DiscordChannel
 from connectors.text_parts import split_text
-
-log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 2000  # characters per message
 MAX_FILES = 10  # attachments per message

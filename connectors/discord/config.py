@@ -1,10 +1,11 @@
 """The settings of a `kind: discord` channel (SPEC "Channel settings that outside tests write")."""
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+
+from connectors.addresses import HttpAddress, WsAddress
 
 
 def _snowflake(v: object) -> object:
@@ -31,23 +32,10 @@ class DiscordChannel(_Section):
     thread per conversation of the agents' channel, or with slash commands."""
     kind: Literal["discord"]
     token: SecretStr  # the bot token (Developer Portal → Bot)
-    api_base: str = "https://discord.com/api/v10"  # REST base (a test fake locally)
-    gateway_url: str = "wss://gateway.discord.gg"  # the gateway kefu connects to directly
+    api_base: HttpAddress = "https://discord.com/api/v10"  # REST base (a test fake locally)
+    gateway_url: WsAddress = "wss://gateway.discord.gg"  # the gateway kefu connects to directly
     agents: DiscordAgents | None = None  # none: agents answer from the console only
     support_channel_id: Snowflake | None = None  # customers' posts in this channel open conversations
     customers: bool = True  # DMs to the bot are customer conversations
     role: str | None = None  # fixes the role of every conversation from this channel
 
-    @field_validator("api_base")
-    @classmethod
-    def _api_base(cls, v: str) -> str:
-        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", v):
-            raise ValueError("must be an http:// or https:// address, e.g. https://discord.com/api/v10")
-        return v.rstrip("/")
-
-    @field_validator("gateway_url")
-    @classmethod
-    def _gateway(cls, v: str) -> str:
-        if not re.fullmatch(r"wss?://[^\s/]+(/\S*)?", v):
-            raise ValueError("must be a ws:// or wss:// address, e.g. wss://gateway.discord.gg")
-        return v

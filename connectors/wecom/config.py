@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from connectors.addresses import HttpAddress
+
 AES_KEY_LENGTH = 43  # WeCom's EncodingAESKey: base64 of 32 bytes without the trailing "="
 
 
@@ -40,7 +42,7 @@ class WecomChannel(BaseModel):
     token: SecretStr  # callback Token: signs every callback
     aes_key: SecretStr  # callback EncodingAESKey (43 characters)
     open_kfid: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")  # the customer-service account, wk...
-    api_base: str = "https://qyapi.weixin.qq.com"  # the API server (a test fake locally)
+    api_base: HttpAddress = "https://qyapi.weixin.qq.com"  # the API server (a test fake locally)
     role: str | None = None  # fixes the role of every conversation from this channel
     sync_limit: int = Field(1000, ge=1, le=1000)  # messages per kf/sync_msg page
     token_margin: float = Field(300.0, ge=0)  # s before expiry an access token is renewed
@@ -59,9 +61,3 @@ class WecomChannel(BaseModel):
         aes_key_bytes(v.get_secret_value())
         return v
 
-    @field_validator("api_base")
-    @classmethod
-    def _api_base(cls, v: str) -> str:
-        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", v):
-            raise ValueError("must be an http:// or https:// address")
-        return v.rstrip("/")

@@ -56,6 +56,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from tests.fakes.changes import Changes
+from tests.fakes.local_server import serve
 
 __all__ = ["FakeDiscord", "DISCORD_EPOCH"]
 
@@ -146,11 +147,7 @@ class FakeDiscord:
         app.router.add_get("/gateway", self._gateway)
         app.router.add_get("/attachments/{id}/{name}", self._attachment)
         app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        self._runner, self.url = await serve(app)
         return self.url
 
     async def stop(self) -> None:

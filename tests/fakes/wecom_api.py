@@ -51,6 +51,7 @@ from aiohttp import ClientSession, web
 
 from connectors.wecom.crypto import WecomCrypto
 from tests.fakes.changes import Changes
+from tests.fakes.local_server import serve
 
 __all__ = ["FakeWecom", "Customer", "DEFAULT_AES_KEY"]
 
@@ -136,11 +137,7 @@ class FakeWecom:
         self._changes = Changes("FakeWecom")
         app = web.Application(client_max_size=32 << 20)
         app.router.add_route("*", "/cgi-bin/{path:.+}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        self._runner, self.url = await serve(app)
         return self.url
 
     async def stop(self) -> None:
