@@ -131,6 +131,9 @@ async def test_long_text_is_split_and_files_attached(fake, bot):
     multipart = posts(fake)[-1]
     assert multipart["headers"]["Content-Type"].startswith("multipart/form-data")
     assert multipart["files"][0]["data"] == b"AAAA-BBBB-CCCC"
+    # a re-send after a crash that had sent two parts sends only the rest
+    await client.send_dm(CUSTOMER, text, [("key.txt", b"AAAA-BBBB-CCCC")], first_part=2)
+    assert len(sent) == 4 and sent[3]["content"] == sent[2]["content"] and sent[3]["attachments"]
 
 
 async def test_a_429_is_retried_the_way_discord_asks(fake, bot):
