@@ -15,12 +15,13 @@ from pydantic import ValidationError
 
 from connectors.wecom.api import (RULE_SESSION, STATE_ASSISTANT, STATE_HUMAN, MemoryTokenStore,
                                   WecomApi, WecomApiError, WecomRateLimited, WecomRefusal,
-                                  stable_msgid)
+                                  WecomUnavailable, stable_msgid)
 from connectors.wecom.config import WecomChannel
 from connectors.wecom.crypto import CallbackRefused, WecomCrypto
 from connectors.wecom.rules import RULE_QUOTA, RULE_WINDOW, reply_window
 from tests.fakes.local_server import serve
 from tests.fakes.wecom_api import FakeWecom
+from tests.kefu_harness import free_port
 
 # WeCom's published sample (WXBizMsgCrypt Sample.py of the official SDK).
 SAMPLE_TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
@@ -363,3 +364,13 @@ def test_reply_window_rule():
     never = reply_window(None, 0, t0)
     assert never.rule == RULE_WINDOW
     assert ok.as_dict() == {"allowed": True, "rule": None, "window_left_s": 169200, "quota_left": 3}
+
+
+async def test_an_unreachable_server_is_retryable_and_the_error_carries_no_secret():
+    a = WecomApi(f"http://127.0.0.1:{free_port()}", "wwcorp", "very-secret-value", "wkAbCdEf", timeout=5)
+    try:
+        with pytest.raises(WecomUnavailable) as e:
+            await a.sync_msg()
+        assert "very-secret-value" not in str(e.value)
+    finally:
+        await a.close()

@@ -229,8 +229,11 @@ class WecomApi:
     # -- transport -----------------------------------------------------------------------
     async def _json(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
         """One request without a token; the JSON answer, errcode checked."""
-        async with self._open(method, path, **kw) as resp:
-            data = await self._answer(path, resp)
+        try:
+            async with self._open(method, path, **kw) as resp:
+                data = await self._answer(path, resp)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _unreachable(path, exc) from None
         self._check(path, data)
         return data
 
@@ -276,7 +279,7 @@ class WecomApi:
                         return MediaFile(await resp.read(), _filename(resp), ctype.split(";")[0].strip())
                     data = await self._answer(path, resp)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                raise WecomUnavailable(path, -1, f"{type(exc).__name__}: {exc}") from None
+                raise _unreachable(path, exc) from None
             if int(data.get("errcode") or 0) in TOKEN_ERRORS and attempt == 0:
                 continue
             self._check(path, data)
@@ -358,6 +361,16 @@ class WecomApi:
             raise WecomRefusal("/cgi-bin/kf/service_state/get", 95018,
                                f"service_state {state}", RULE_SESSION)
         return state
+
+
+def _unreachable(path: str, exc: Exception) -> WecomUnavailable:
+    """A transport failure as a retryable error whose text carries no token or secret
+    (aiohttp puts the URL, query included, in some of its messages)."""
+    detail = _SECRET_PARAMS.sub(r"\1=***", f"{type(exc).__name__}: {exc}")
+    return WecomUnavailable(path, -1, detail)
+
+
+_SECRET_PARAMS = re.compile(r"(access_token|corpsecret)=[^&\s'\"]*")
 
 
 def _filename(resp: aiohttp.ClientResponse) -> str:
