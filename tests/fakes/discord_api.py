@@ -136,6 +136,7 @@ class FakeDiscord:
         self._sessions: dict[str, _Session] = {}
         self._rate_limits: list[_RateLimit] = []
         self._retry_deadlines: dict[str, float] = {}
+        self._sending: set[asyncio.Task] = set()
         self._changes: Changes | None = None
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -341,7 +342,9 @@ class FakeDiscord:
             frame = {"op": 0, "t": event, "s": session.seq, "d": payload}
             session.sent.append((session.seq, frame))
             if session.ws is not None and not session.ws.closed:
-                asyncio.get_running_loop().create_task(self._send(session, frame))
+                task = asyncio.get_running_loop().create_task(self._send(session, frame))
+                self._sending.add(task)  # keep a reference until it is sent
+                task.add_done_callback(self._sending.discard)
         self._notify()
 
     async def _send(self, session: _Session, frame: dict) -> None:
