@@ -71,12 +71,10 @@ class IntentClassifier:
     def predict(self, text: str) -> tuple[str, float]:
         """(role, probability 0..1).  A message with nothing the examples had gets the
         most common role at its prior probability."""
-        scores = list(self._prior)
-        for f in features(text):
-            ll = self._ll.get(f)
-            if ll is not None:  # features no example had say nothing about the role
-                for i, v in enumerate(ll):
-                    scores[i] += v
+        known = self._ll.get
+        # Features no example had say nothing about the role.
+        rows = [ll for f in features(text) if (ll := known(f)) is not None]
+        scores = [prior + sum(column) for prior, column in zip(self._prior, zip(*rows))] if rows else self._prior
         top = max(scores)
         weights = [math.exp((s - top) / TEMPERATURE) for s in scores]
         best = weights.index(1.0)
