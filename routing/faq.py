@@ -42,6 +42,7 @@ from routing.text import language as detect_language, normalize, runs, terms
 # for wordings the set lacks (precision 0.98, coverage 0.79).
 CONFIDENCE = 0.35
 
+QUESTION_MAX_CHARS = 160  # a longer message tells a story: not a routine question
 _K1 = 1.2
 _B = 0.75
 
@@ -87,8 +88,8 @@ class FaqMatch:
     confident: bool  # the bot should answer
     answer: str  # the entry's answer in `language` ("" unless confident)
     language: str  # "zh" | "en": the message's, else the matched question's
-    reason: str = ""  # why not confident: order_number, complaint, small_talk, not_a_question,
-    #                   order_problem, low_score, no_match
+    reason: str = ""  # why not confident: too_long, order_number, complaint, small_talk,
+    #                   order_problem, not_a_question, low_score, no_match
 
 
 # -- messages the FAQ must not answer -------------------------------------------------
@@ -100,7 +101,7 @@ _ORDER_NO = re.compile(
     r"|(?<![A-Za-z0-9])[A-Za-z]{0,4}(?!1[3-9]\d{9}(?!\d))\d{10,24}(?![A-Za-z0-9])", re.IGNORECASE)
 _COMPLAINT = re.compile(r"投诉|差评|举报|complain|complaint|report you", re.IGNORECASE)
 _SMALL_TALK = re.compile(
-    r"(?:你好|您好|在吗|在不在|在么|有人吗|谢谢|多谢|感谢|好的|好滴|嗯+|哦+|哈+|ok|okay|收到|明白|知道了|拜拜|再见"
+    r"(?:你好|您好|在吗|在不在|在么|有人吗|谢谢|多谢|感谢|好的|好滴|嗯|哦|哈|ok|okay|收到|明白|知道了|拜拜|再见"
     r"|早上好|晚上好|早|晚安|辛苦了|你是机器人吗|你是谁|你叫什么名字|转人工|人工|人工客服|真人"
     r"|hi|hello|hey|thanks?|thank you|thx|ty|bye|goodbye|good (?:morning|evening|night)|yes|no|sure|cool"
     r"|got it|are you a bot|who are you|human|agent|a person|real person|please|there|a lot|very much|[\s\W])+",
@@ -119,13 +120,15 @@ _ORDER_PROBLEM = re.compile(
     r"|无效|错误|报错|不对|已被|被用|已使用|已兑换|过期|扣了|扣款|扣钱|多扣|重复|付了|付过|付款了|已付|已经付|已支付"
     r"|显示未|却|但是|可是|怎么还|为什么还|(?:我要|给我|帮我|申请了?)(?:退款|退钱|退货|补发|换|取消)"
     r"|\b(?:not|never|no longer|didn't|did not|haven't|have not|hasn't|has not|doesn't|does not|won't|isn't|can't"
-    r"|cannot)\b.*\b(?:receiv|arriv|work|deliver|show|get|got|come|came|activ|redeem)"
+    r"|cannot)\b[^,.;!?]{0,40}\b(?:receiv|arriv|work|deliver|show|get|got|come|came|activ|redeem)"
     r"|\b(?:invalid|expired|already (?:used|redeemed)|failed|declined|charged|twice|refund (?:me|now)"
     r"|want (?:a|my) refund|money back|still (?:not|no|waiting|nothing)|but)\b", re.IGNORECASE)
 
 
 def refusal(text: str) -> str:
     """Why the FAQ must not answer this message ("" if it may)."""
+    if len(text) > QUESTION_MAX_CHARS:
+        return "too_long"
     if _ORDER_NO.search(text):
         return "order_number"
     if _COMPLAINT.search(text) or anger_score(text) >= ANGRY:
@@ -221,6 +224,8 @@ class FaqIndex:
 
     def match(self, text: str) -> FaqMatch:
         """The entry this message asks, and whether the bot should answer it."""
+        if len(text) > QUESTION_MAX_CHARS:
+            return FaqMatch("", 0.0, False, "", detect_language(text) or "zh", "too_long")
         entry_id, score, matched_lang = self.best(text)
         language = detect_language(text) or matched_lang or "zh"
         reason = refusal(text)

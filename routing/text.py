@@ -17,6 +17,7 @@ import unicodedata
 from functools import lru_cache
 from types import ModuleType
 
+MAX_CHARS = 500  # what the engines read of a message: what it is about is in its start
 _RUNS = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+|[a-z]+(?:'[a-z]+)?|\d+")
 _CJK_START = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
@@ -45,8 +46,9 @@ def preload() -> None:
 
 
 def normalize(text: str) -> str:
-    """Full-width letters, digits and punctuation folded to ASCII (NFKC), lower case, one space."""
-    text = unicodedata.normalize("NFKC", text).lower().replace("\u2019", "'")
+    """The first MAX_CHARS characters, full-width letters, digits and punctuation folded to
+    ASCII (NFKC), lower case, one space between words."""
+    text = unicodedata.normalize("NFKC", text[:MAX_CHARS]).lower().replace("\u2019", "'")
     return " ".join(text.split())
 
 

@@ -42,6 +42,7 @@ NEVER_ANSWERED = [
     ("the key I got doesn't work", "order_problem"), ("I was charged but have not received anything", "order_problem"),
     ("在吗在吗", "small_talk"), ("好的谢谢", "small_talk"), ("thank you!", "small_talk"), ("转人工", "small_talk"),
     ("我今天充值了一百", "not_a_question"), ("I bought three keys yesterday", "not_a_question"),
+    ("怎么充值?" * 40, "too_long"), ("", "no_match"), ("🙂", "small_talk"),
 ]
 
 
