@@ -16,6 +16,24 @@ def _default_config() -> str | None:
     return "config.yaml" if os.path.exists("config.yaml") else None
 
 
+def _faq_test(settings: config_mod.Settings, message: str) -> int:
+    """Print the entry a message matches, its score and whether the bot would answer."""
+    from routing.faq import FaqIndex
+
+    try:
+        index = FaqIndex.from_entries(settings.faq)
+    except ValueError as exc:
+        print(f"kefu: {exc}", file=sys.stderr)
+        return 2
+    m = index.match(message)
+    print(f"entry: {m.entry_id or '-'}")
+    print(f"score: {m.score:.3f} (answers at {index.threshold} or above)")
+    print(f"would answer: {'yes' if m.confident else 'no'}" + (f" ({m.reason})" if m.reason else ""))
+    if m.confident:
+        print(f"answer ({m.language}): {m.answer}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kefu", description="Omnichannel customer service for digital-goods shops")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -25,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check-config", help="validate a config file and exit (2 = problems)")
     check.add_argument("path", nargs="?", help="config file (default: ./config.yaml)")
     sub.add_parser("version", help="print the version")
+    faq = sub.add_parser("faq", help="the FAQ bot").add_subparsers(dest="faq_command", required=True)
+    faq_test = faq.add_parser("test", help="which FAQ entry a message matches, and whether the bot would answer")
+    faq_test.add_argument("message")
+    faq_test.add_argument("-c", "--config", help="config file (default: ./config.yaml if present)")
     args = parser.parse_args(argv)
 
     if args.command == "version":
@@ -50,8 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     except config_mod.ConfigError as exc:
         for p in exc.problems:
             print(p, file=sys.stderr)
-        print("kefu: refusing to start with this config", file=sys.stderr)
+        if args.command == "run":
+            print("kefu: refusing to start with this config", file=sys.stderr)
         return 2
+    if args.command == "faq":
+        return _faq_test(settings, args.message)
     logs.setup(args.log_level or settings.log.level, settings.log.format)
     from aggregator.app import Kefu, StartupError  # heavy imports only when running
 

@@ -21,6 +21,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from routing.faq import FaqEntry
 from routing.working_hours import WorkingHoursConfig
 
 class Section(BaseModel):
@@ -342,6 +343,7 @@ class Settings(Section):
     bot_name: Localized = Localized(zh="小助手", en="Assistant")
     agents: list[AgentConfig] = []
     quick_replies: list[QuickReply] = []
+    faq: list[FaqEntry] = []
     channels: dict[Annotated[str, Field(pattern=_ID)], ChannelConfig] = {"webchat": WebchatChannel(kind="webchat")}
 
     @field_validator("roles", mode="before")
