@@ -33,8 +33,9 @@ class SendFailure(Exception):
         self.code = code
 
 
-class LoginFailed(SendFailure):
-    """The server refused the connection or the login: the account, not the mail, is the problem."""
+class ConnectFailed(SendFailure):
+    """The server was not reached, or refused the connection or the login: the network or
+    the account, not this mail, is the problem — retry later, and tell the operator."""
 
     def __init__(self, reason: str, code: int | None = None):
         super().__init__(reason, permanent=False, code=code)
@@ -61,6 +62,10 @@ class SmtpSender:
                 elif self._client is not None:
                     await self._disconnect()
 
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.is_connected
+
     async def close(self) -> None:
         async with self._lock:
             if self._closer is not None:
@@ -69,7 +74,7 @@ class SmtpSender:
             await self._disconnect()
 
     async def _send(self, message: EmailMessage, recipients: list[str] | None) -> str:
-        reused = self._client is not None and self._client.is_connected
+        reused = self.connected
         while True:
             client = await self._connection()
             try:
@@ -88,6 +93,8 @@ class SmtpSender:
                                   code=max(codes, default=None)) from None
             except aiosmtplib.SMTPResponseException as exc:
                 await self._reset(client)
+                if exc.code == 530:  # "authentication required": the settings lack user/password
+                    raise ConnectFailed(f"{exc.code} {exc.message}", code=exc.code) from None
                 raise SendFailure(f"{exc.code} {exc.message}", permanent=exc.code >= 500, code=exc.code) from None
             except aiosmtplib.SMTPNotSupported as exc:  # e.g. a non-ASCII address without SMTPUTF8
                 await self._reset(client)
@@ -99,7 +106,7 @@ class SmtpSender:
                 raise SendFailure(str(exc), permanent=True) from None
 
     async def _connection(self) -> aiosmtplib.SMTP:
-        if self._client is not None and self._client.is_connected:
+        if self.connected:
             return self._client
         s = self.settings
         client = aiosmtplib.SMTP(hostname=s.host, port=s.port, use_tls=s.tls, start_tls=s.starttls,
@@ -110,10 +117,10 @@ class SmtpSender:
                 await client.login(s.user, s.password.get_secret_value())
         except aiosmtplib.SMTPResponseException as exc:
             client.close()
-            raise LoginFailed(f"{exc.code} {exc.message}", code=exc.code) from None
+            raise ConnectFailed(f"{exc.code} {exc.message}", code=exc.code) from None
         except (aiosmtplib.SMTPException, OSError) as exc:  # refused, unreachable, TLS, no AUTH offered
             client.close()
-            raise LoginFailed(str(exc) or type(exc).__name__) from None
+            raise ConnectFailed(str(exc) or type(exc).__name__) from None
         log.info("smtp connected", extra={"host": s.host, "port": s.port, "tls": s.tls, "starttls": s.starttls})
         self._client = client
         return client
