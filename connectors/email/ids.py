@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 KEFU_HEADER = "X-Kefu-Message-Id"
-_UNSAFE = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")  # kefu's ids are of these; anything else could break the dot-atom
 
 
 def domain_of(address: str) -> str:
@@ -20,7 +20,7 @@ def domain_of(address: str) -> str:
 
 def message_id_for(kefu_id: str, address: str) -> str:
     """The Message-ID of kefu's message `kefu_id` sent from `address`: same inputs, same id."""
-    local = _UNSAFE.sub("_", kefu_id).strip(".") or "_"
+    local = _UNSAFE.sub("_", kefu_id) or "_"
     return f"<kefu.{local}@{domain_of(address)}>"
 
 

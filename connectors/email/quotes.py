@@ -17,9 +17,9 @@ import re
 _WROTE = re.compile(  # a date in it: "On the site, support wrote:" is no header
     r"^(?=.*\d)\s*(?:On\b.{0,300}\bwrote|At\b.{0,300}\bwrote|Le\b.{0,300}\ba écrit|Am\b.{0,300}\bschrieb)\s*:\s*$"
     r"|^(?=.*\d)\s*(?:在|於|于).{0,300}(?:写道|寫道)\s*[:：]\s*$", re.I | re.S)
-_SEPARATOR = re.compile(
-    r"^\s*(?:-{2,}\s*(?:Original Message|Forwarded message|原始邮件|原始郵件|Original|回复的原邮件|转发的邮件)\s*-{2,}"
-    r"|_{20,}|={20,})\s*$", re.I)
+_SEPARATOR = re.compile(  # QQ Mail writes "&nbsp;" into the plain text of its separator
+    r"^\s*(?:-{2,}(?:\s|&nbsp;)*(?:Original Message|Forwarded message|原始邮件|原始郵件|Original|回复的原邮件|"
+    r"转发的邮件)(?:\s|&nbsp;)*-{2,}|_{20,}|={20,})\s*$", re.I)
 # Header blocks of Outlook and the Chinese clients: a From line with a date line soon after.
 _FROM = re.compile(r"^\s*\**\s*(?:From|发件人|寄件者|發件人)\s*\**\s*[:：]", re.I)
 _DATE = re.compile(r"^\s*\**\s*(?:Sent|Date|发送时间|發送時間|寄件日期|日期|时间|時間)\s*\**\s*[:：]", re.I)
