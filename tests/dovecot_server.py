@@ -9,6 +9,7 @@ runs entirely as that user.
 
 Mail arrives either through IMAP APPEND (`append`) or, also while the server
 is down, written straight into the maildir as an MTA would (`deliver`).
+No chroot for its helper processes, so that it also runs without root.
 """
 from __future__ import annotations
 
@@ -88,7 +89,11 @@ userdb {{
   driver = passwd-file
   args = {d}/passwd
 }}
+service anvil {{
+  chroot =
+}}
 service imap-login {{
+  chroot =
   inet_listener imap {{
     address = 127.0.0.1
     port = {self.port}

@@ -196,6 +196,7 @@ class ImapReader:
                     for n in line.split() if n.isdigit()]
             first = min(uids) if uids else (uidnext or 1)
         self._position = MailboxPosition(uidvalidity, first - 1, stored.last_date)
+        await self.positions.save(self._position)
 
     async def _highest_uid(self, client: aioimaplib.IMAP4) -> int:
         answer = await self._call(client.uid("fetch", "*", "(UID)"))
@@ -235,23 +236,31 @@ class ImapReader:
         return FetchedMail(uid=uid, raw=b"".join(literals), size=size, complete=complete)
 
     async def _idle(self, client: aioimaplib.IMAP4) -> None:
-        """One IDLE round: until the server reports a change, the re-arm time passes, or stop."""
+        """One IDLE round: until the server reports a change, the re-arm time passes, or stop.
+        The server's keep-alives ("* OK Still here") do not end it."""
         self.state = "idle"
         idle = await self._call(client.idle_start(timeout=self.idle_rearm))
         self.idle_rounds += 1
-        push = asyncio.ensure_future(client.wait_server_push(timeout=self.idle_rearm + self.settings.timeout))
-        try:
-            await self._wait(self._stop, self._lost, task=push)
-        finally:
-            if not push.done():
-                push.cancel()
-        if self._lost.is_set():
-            raise ConnectionError("connection lost")
-        if push.done() and not push.cancelled():
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.idle_rearm + self.settings.timeout  # the re-arm comes before this
+        while True:
+            push = asyncio.ensure_future(client.wait_server_push(timeout=max(deadline - loop.time(), 0)))
+            try:
+                await self._wait(self._stop, self._lost, task=push)
+            finally:
+                if not push.done():
+                    push.cancel()
+            if self._lost.is_set():
+                raise ConnectionError("connection lost")
+            if not push.done() or push.cancelled():  # stop()
+                break
             if push.exception() is not None:  # no answer, not even the re-arm: a dead connection
                 raise ConnectionError("no answer from the server during IDLE")
-            if any(isinstance(line, bytes) and line.startswith(b"BYE") for line in push.result()):
-                raise ConnectionError(f"server closed the connection: {_text(push.result())}")
+            lines = [line for line in push.result() if isinstance(line, bytes)]
+            if any(line.startswith(b"BYE") for line in lines):
+                raise ConnectionError(f"server closed the connection: {_text(lines)}")
+            if not all(line.startswith(b"OK") for line in lines):
+                break  # new mail, a change, or the re-arm timer
         client.idle_done()
         await self._call(idle)
 
