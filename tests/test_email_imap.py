@@ -57,17 +57,12 @@ def subject_of(m: FetchedMail) -> str:
 
 
 @pytest.fixture
-def dovecot():
-    servers: list[DovecotServer] = []
-
+def dovecot(request):
     def start(**kw) -> DovecotServer:
         server = DovecotServer(**kw).start()
-        servers.append(server)
+        request.addfinalizer(server.cleanup)
         return server
-
-    yield start
-    for s in servers:
-        s.cleanup()
+    return start
 
 
 @pytest.fixture

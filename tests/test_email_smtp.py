@@ -23,18 +23,12 @@ SHOP = "support@shop.example"
 
 
 @pytest.fixture
-def smtp():
-    servers: list[RecordingSmtpServer] = []
-
-    def start(**kw) -> RecordingSmtpServer:
-        port = kw.pop("port", None)
+def smtp(request):
+    def start(port: int | None = None, **kw) -> RecordingSmtpServer:
         server = RecordingSmtpServer(**kw).start(port)
-        servers.append(server)
+        request.addfinalizer(server.stop)
         return server
-
-    yield start
-    for s in servers:
-        s.stop()
+    return start
 
 
 @pytest.fixture
