@@ -76,12 +76,20 @@ class ApiConnector(Connector):
         event = self.inbound_event(str(data["customer_id"]), data["text"],
                                    platform_msg_id=str(data["message_id"]),
                                    sender_name=str(data.get("name") or ""), meta=meta)
-        wait = await self.limiter.hit(("api.messages_per_customer", f"{self.name}:{event.customer_id}",
-                                       self.ctx.settings.limits.api.messages_per_customer))
-        if wait:  # per customer: the shop's server is one address for all of them
+        if wait := await self._limited(event):
             return too_many_requests(wait, "too many messages from this customer")
         published = await self.receive(event)
         return web.json_response({"id": published.id, "duplicate": published.duplicate}, status=202)
+
+    async def _limited(self, event: Event) -> float:
+        """Seconds this customer must wait (`limits.api.messages_per_customer`: per
+        customer, as the shop's server is one address for all of them); a repeated
+        message_id is not a new message and always gets its 202."""
+        bus = self.ctx.bus
+        if await bus.redis.exists(bus.keys.dedupe(self.name, event.platform_msg_id)):
+            return 0.0
+        return await self.limiter.hit(("api.messages_per_customer", f"{self.name}:{event.customer_id}",
+                                       self.ctx.settings.limits.api.messages_per_customer))
 
     async def send(self, event: Event) -> None:
         if self.config.callback_url is None:

@@ -169,6 +169,9 @@ async def test_api_channel_limits_each_customer_not_the_shop(make_daemon, http):
     for _, body, headers in refused:
         assert "too many messages" in body["error"] and int(headers["Retry-After"]) >= 1
     assert (await post(http, d, "c2", "c2-0"))[0] == 202  # same shop server, another customer
+    accepted_id = next(f"c1-{i}" for i, (status, _, _) in enumerate(results) if status == 202)
+    status, body, _ = await post(http, d, "c1", accepted_id)  # the shop retrying a message: not a new one
+    assert status == 202 and body["duplicate"] is True
 
     # A refused message was not stored: sent again after the wait, it is new, not a duplicate.
     again = f"c1-{refused[0][0]}"
