@@ -115,6 +115,7 @@ class AgentApi:
             metrics.logins_refused.labels("wrong_password").inc()
             log.info("login refused", extra={"agent": agent[:64]})
             if wait := await self.login_guard.failed(agent, ip, policy):
+                log.warning("logins locked out", extra={"ip": ip, "seconds": round(wait)})
                 return too_many_requests(wait, "wrong agent or password; too many failed logins")
             return json_error(401, "wrong agent or password")
         await self.login_guard.succeeded(agent, ip, policy)

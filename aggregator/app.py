@@ -31,12 +31,12 @@ from connectors.base import Connector, ConnectorContext
 from connectors.supervisor import Supervisor
 from connectors.webchat import WebchatConnector
 from routing.router import Router
+from storage import metrics
 from storage.attachments import AttachmentStore
 from storage.bus import Bus, sleep_or_stop
 from storage.connection import connect
 from storage.conversations import ConversationStore
 from storage.fanout import Fanout
-from storage import metrics
 from storage.keys import Keys
 from storage.redis_server import EmbeddedRedis
 

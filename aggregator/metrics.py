@@ -34,19 +34,23 @@ _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 async def count_requests(request: web.Request, handler):
     """kefu_http_requests_total{route, method, status}: the route's pattern
     (/api/conversations/{id}), never the raw path; "unmatched" for no route."""
-    status = 500
     try:
         response = await handler(request)
-        status = response.status
-        return response
     except web.HTTPException as exc:
-        status = exc.status
+        _count(request, exc.status)
         raise
-    finally:
-        resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else "unmatched"
-        method = request.method if request.method in _METHODS else "other"
-        http_requests.labels(route, method, str(status)).inc()
+    except Exception:
+        _count(request, 500)
+        raise
+    _count(request, response.status)  # (a request the client gave up on is not counted)
+    return response
+
+
+def _count(request: web.Request, status: int) -> None:
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    method = request.method if request.method in _METHODS else "other"
+    http_requests.labels(route, method, str(status)).inc()
 
 
 def start_series(channels: Iterable[str], settings: Settings) -> None:
