@@ -18,9 +18,12 @@ from aggregator import files
 from aggregator.agent_actions import AgentActions, refusal
 from aggregator.auth import Auth
 from aggregator.config import AgentConfig, Settings
-from aggregator.http_errors import json_error
+from aggregator.http_errors import json_error, too_many_requests
+from connectors.client_address import client_ip
+from storage import metrics
 from storage.attachments import AttachmentStore
 from storage.conversations import ConversationError, ConversationStore
+from storage.limits import LoginGuard
 
 log = logging.getLogger("kefu.api")
 
@@ -53,6 +56,7 @@ class AgentApi:
                  files: AttachmentStore):
         self.settings = settings
         self.auth = auth
+        self.login_guard = LoginGuard(store.redis, store.keys)
         self.store = store
         self.actions = actions
         self.files = files
@@ -101,10 +105,20 @@ class AgentApi:
         agent, password = data.get("agent"), data.get("password")
         if not isinstance(agent, str) or not isinstance(password, str):
             return json_error(400, "agent and password are required")
+        # The same steps whether or not `agent` exists: answers and timing tell nothing.
+        policy, ip = self.settings.limits.login, client_ip(request, self.settings.web.trusted_proxies)
+        if wait := await self.login_guard.attempt(agent, ip, policy):
+            metrics.logins_refused.labels("locked_out").inc()
+            return too_many_requests(wait, "too many failed logins")
         token = await self.auth.login(agent, password)
         if token is None:
+            metrics.logins_refused.labels("wrong_password").inc()
             log.info("login refused", extra={"agent": agent[:64]})
+            if wait := await self.login_guard.failed(agent, ip, policy):
+                log.warning("logins locked out", extra={"ip": ip, "seconds": round(wait)})
+                return too_many_requests(wait, "wrong agent or password; too many failed logins")
             return json_error(401, "wrong agent or password")
+        await self.login_guard.succeeded(agent, ip, policy)
         a = self.auth.agents[agent]
         log.info("login", extra={"agent": agent})
         return web.json_response({"token": token, "agent": {"id": a.id, "name": a.name, "roles": a.roles},

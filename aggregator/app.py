@@ -19,18 +19,19 @@ from typing import Any
 from aiohttp import web
 
 from aggregator import config as config_mod
-from aggregator import metrics
 from aggregator import web as web_mod
 from aggregator.agent_actions import AgentActions
 from aggregator.agent_api import AgentApi
 from aggregator.auth import Auth
 from aggregator.config import Settings
+from aggregator.metrics import start_series
 from aggregator.systemd_notify import notify, watchdog_interval
 from connectors import connector_class
 from connectors.base import Connector, ConnectorContext
 from connectors.supervisor import Supervisor
 from connectors.webchat import WebchatConnector
 from routing.router import Router
+from storage import metrics
 from storage.attachments import AttachmentStore
 from storage.bus import Bus, sleep_or_stop
 from storage.connection import connect
@@ -106,6 +107,7 @@ class Kefu:
             except Exception as exc:
                 raise StartupError(f"channel {name!r}: cannot load its connector: {exc}") from None
         self.supervisor = Supervisor(s, self.bus, self.connectors)
+        start_series(self.connectors, s)
         self.fanout.subscribe(self.keys.agent_events, self.api.on_event)
         for conn in self.connectors.values():
             if isinstance(conn, WebchatConnector):
@@ -202,6 +204,7 @@ class Kefu:
         try:
             new = await asyncio.to_thread(config_mod.load, self.config_path)
         except config_mod.ConfigError as exc:
+            metrics.config_reload_failures.inc()
             log.error("config reload refused, keeping the old config", extra={"problems": exc.problems})
             return
         for section in ("redis", "web", "state_dir", "channels"):
@@ -254,27 +257,3 @@ class Kefu:
             "connectors": {n: c.health() for n, c in self.connectors.items()},
             "uptime": round(time.time() - self.started_at, 1),
         }
-
-    async def update_metrics(self) -> None:
-        metrics.routed.set(self.router.processed)
-        for n, c in self.connectors.items():
-            metrics.connector_up.labels(n, c.kind).set(1 if c.state == "running" else 0)
-            metrics.delivered.labels(n).set(self.supervisor.sent[n])
-            metrics.delivery_failures.labels(n).set(self.supervisor.failed[n])
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            streams = [self.keys.inbound, *(self.keys.outbound(n) for n in self.connectors)]
-            for st in streams:
-                pipe.xlen(st)
-            for role in [*self.settings.roles, ""]:
-                pipe.zcard(self.keys.queue(role))
-            pipe.zcard(self.keys.open_conversations)
-            pipe.scard(self.keys.agents_online)
-            res = await pipe.execute()
-        except Exception:
-            return
-        for st, n in zip(streams, res):
-            metrics.stream_length.labels(st).set(n)
-        metrics.queue_length.set(sum(res[len(streams):-2]))
-        metrics.open_conversations.set(res[-2])
-        metrics.agents_online.set(res[-1])

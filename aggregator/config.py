@@ -10,6 +10,7 @@ not set is an error naming it.
 from __future__ import annotations
 
 import io
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -85,6 +86,10 @@ class WebConfig(Section):
     # https://kefu.example.com: links to files in the API channel's callbacks and
     # in chat apps that cannot carry a file start with it.  Default http://{listen}.
     public_url: str | None = None
+    # Proxies (addresses or networks) whose X-Forwarded-For is believed: the
+    # client's address, which the abuse limits count by, is then the last one
+    # they name that is not a proxy itself.  Anyone else's header is ignored.
+    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
 
     @field_validator("listen")
     @classmethod
@@ -100,6 +105,16 @@ class WebConfig(Section):
         if v is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", v):
             raise ValueError("must be an http:// or https:// address, e.g. https://kefu.example.com")
         return v.rstrip("/") if v else v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for net in v:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"{net!r} is not an address or network, e.g. 10.0.0.0/8") from None
+        return v
 
     def absolute(self, path: str) -> str:
         """`path` (/files/...) as an address from outside."""
@@ -121,6 +136,60 @@ class BusConfig(Section):
     heartbeat_ttl: float = Field(15.0, gt=0)  # s without heartbeat before a process counts as dead
     dedupe_ttl: int = Field(3 * 86400, ge=60)  # s a platform message id is remembered
     trim_interval: float = Field(10.0, gt=0)  # s between stream trims
+
+
+def _rate(v: Any) -> Any:
+    """'30/1m' (30 per minute) or {count: 30, per: 1m}."""
+    if isinstance(v, str):
+        count, sep, per = v.partition("/")
+        if not sep or not count.strip().isdigit():
+            raise ValueError("must be count/duration like 30/1m, or {count: 30, per: 1m}")
+        return {"count": int(count), "per": per}
+    return v
+
+
+class Rate(Section):
+    """At most `count` in any `per` (a sliding window); null = no limit."""
+    count: int = Field(ge=1)
+    per: Annotated[Duration, Field(gt=0)]
+
+
+LimitRate = Annotated[Rate | None, BeforeValidator(_rate)]
+
+
+class WebchatLimits(Section):
+    """Each web chat channel separately; a refused message gets an error frame with
+    `retry_after` (the connection stays open) and is not stored."""
+    messages_per_visitor: LimitRate = Rate(count=30, per=60)
+    messages_per_ip: LimitRate = Rate(count=120, per=60)
+    new_visitors_per_ip: LimitRate = Rate(count=30, per=600)  # visitor tokens kefu did not know
+    uploads_per_visitor: LimitRate = Rate(count=30, per=3600)
+    uploads_per_ip: LimitRate = Rate(count=60, per=3600)
+
+
+class ApiLimits(Section):
+    """Each API channel separately, per customer_id (the shop's server is one address
+    for all its customers); over it: 429 with Retry-After, nothing stored."""
+    messages_per_customer: LimitRate = Rate(count=60, per=60)
+
+
+class LoginLimits(Section):
+    """Agent logins: after this many attempts within `window` for one agent name
+    (existing or not), or from one address, the name or address is locked out
+    (429 with Retry-After) for `lockout`, twice as long each further time."""
+    attempts_per_agent: int = Field(5, ge=1)  # a successful login starts the count again
+    attempts_per_ip: int = Field(20, ge=1)  # successful logins do not count
+    window: Annotated[Duration, Field(gt=0)] = 900.0
+    lockout: Annotated[Duration, Field(gt=0)] = 60.0
+    max_lockout: Annotated[Duration, Field(gt=0)] = 3600.0
+    forget_after: Duration = 86400.0  # lock-outs so far are forgotten after this long without attempts
+
+
+class LimitsConfig(Section):
+    """Abuse limits, shared by every kefu process on the Redis."""
+    webchat: WebchatLimits = WebchatLimits()
+    api: ApiLimits = ApiLimits()
+    login: LoginLimits = LoginLimits()
 
 
 DEFAULT_KEYWORDS = {
@@ -332,6 +401,7 @@ class Settings(Section):
     bus: BusConfig = BusConfig()
     router: RouterConfig = RouterConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
+    limits: LimitsConfig = LimitsConfig()
     roles: dict[Annotated[str, Field(pattern=_ID)], RoleConfig] = Field(default_factory=_default_roles)
     hours: dict[str, WorkingHoursConfig] = {}  # named calendars (routing/working_hours.py)
     tiers: TiersConfig = TiersConfig()

@@ -33,7 +33,8 @@ async def security_headers(request: web.Request, handler):
 
 def build(kefu: "Kefu") -> web.Application:
     app = web.Application(client_max_size=kefu.settings.web.max_body_bytes,
-                          middlewares=[error_middleware, security_headers, kefu.api.require_agent])
+                          middlewares=[metrics.count_requests, error_middleware, security_headers,
+                                       kefu.api.require_agent])
     app.router.add_get("/healthz", lambda r: healthz(kefu))
     app.router.add_get("/metrics", lambda r: metrics_page(kefu))
     app.router.add_get("/", lambda r: web.HTTPFound("/console/"))
@@ -66,6 +67,6 @@ async def healthz(kefu: "Kefu") -> web.Response:
 
 
 async def metrics_page(kefu: "Kefu") -> web.Response:
-    await kefu.update_metrics()
+    await metrics.refresh(kefu)
     return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})

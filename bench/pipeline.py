@@ -332,6 +332,9 @@ class KefuProcess:
                         "password": "bench-agent-pw", "max_concurrent": agent_capacity}],
             "channels": {CHANNEL: {"kind": "api", "secret": SECRET,
                                    "callback_url": f"http://127.0.0.1:{self.sink_port}/cb"}},
+            # The load generator is one shop writing far faster than any buyer: the
+            # limit is checked (its cost is measured) but never reached.
+            "limits": {"api": {"messages_per_customer": "1000000/1s"}},
         }
         self.proc: subprocess.Popen | None = None
 

@@ -19,9 +19,10 @@ import aiohttp
 from aiohttp import web
 
 from aggregator.config import ApiChannel
-from aggregator.http_errors import json_error
+from aggregator.http_errors import json_error, too_many_requests
 from connectors.base import Connector, DeliveryError
 from storage.events import Event
+from storage.limits import RateLimiter
 
 SIGNATURE_HEADER = "X-Kefu-Signature"
 
@@ -42,6 +43,7 @@ class ApiConnector(Connector):
         super().__init__(ctx)
         self.session: aiohttp.ClientSession | None = None
         self.secret = self.config.secret.get_secret_value()
+        self.limiter = RateLimiter(ctx.bus.redis, ctx.bus.keys)
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post(f"/api/channels/{self.name}/inbound", self.inbound)]
@@ -74,8 +76,20 @@ class ApiConnector(Connector):
         event = self.inbound_event(str(data["customer_id"]), data["text"],
                                    platform_msg_id=str(data["message_id"]),
                                    sender_name=str(data.get("name") or ""), meta=meta)
+        if wait := await self._limited(event):
+            return too_many_requests(wait, "too many messages from this customer")
         published = await self.receive(event)
         return web.json_response({"id": published.id, "duplicate": published.duplicate}, status=202)
+
+    async def _limited(self, event: Event) -> float:
+        """Seconds this customer must wait (`limits.api.messages_per_customer`: per
+        customer, as the shop's server is one address for all of them); a repeated
+        message_id is not a new message and always gets its 202."""
+        bus = self.ctx.bus
+        if await bus.redis.exists(bus.keys.dedupe(self.name, event.platform_msg_id)):
+            return 0.0
+        return await self.limiter.hit(("api.messages_per_customer", f"{self.name}:{event.customer_id}",
+                                       self.ctx.settings.limits.api.messages_per_customer))
 
     async def send(self, event: Event) -> None:
         if self.config.callback_url is None:

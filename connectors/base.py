@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiohttp import web
 
+from storage import metrics
 from storage.bus import Published
 from storage.events import Event, new_id
 
@@ -108,4 +109,6 @@ class Connector(ABC):
 
     async def receive(self, event: Event) -> Published:
         """Put an inbound event durably into the stream (deduplicated)."""
-        return await self.ctx.bus.publish_inbound(event)
+        published = await self.ctx.bus.publish_inbound(event)
+        (metrics.inbound_duplicates if published.duplicate else metrics.inbound_messages).labels(self.name).inc()
+        return published

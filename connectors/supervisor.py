@@ -23,6 +23,7 @@ from typing import Iterable
 
 from aggregator.config import Settings
 from connectors.base import Connector, DeliveryError
+from storage import metrics
 from storage.bus import Bus, StreamConsumer, sleep_or_stop
 from storage.events import Event
 
@@ -39,8 +40,6 @@ class Supervisor:
         self.connectors = connectors
         self.started = asyncio.Event()  # every connector has tried to start once
         self._tried: set[str] = set()
-        self.sent = defaultdict(int)
-        self.failed = defaultdict(int)
         # channel -> conversation -> (stream id of its reply that failed, when it last failed)
         self._held: dict[str, dict[str | None, tuple[str, float]]] = defaultdict(dict)
 
@@ -127,7 +126,7 @@ class Supervisor:
                 try:
                     await conn.send(ev)
                 except DeliveryError as exc:
-                    self.failed[conn.name] += 1
+                    metrics.outbound_failed.labels(conn.name).inc()
                     if exc.permanent:
                         await self.bus.park(keys.outbound(conn.name), sid, str(exc), ev.encode())
                         held.pop(cid, None)
@@ -139,7 +138,7 @@ class Supervisor:
                     return  # later replies of this conversation wait behind it
                 held.pop(cid, None)
                 await r.set(keys.sent(ev.id), "1", ex=SENT_TTL)
-                self.sent[conn.name] += 1
+                metrics.outbound_delivered.labels(conn.name).inc()
                 done.append(sid)
 
         async with asyncio.TaskGroup() as tg:

@@ -25,12 +25,18 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from aggregator import files
-from aggregator.http_errors import json_error
+from aggregator.http_errors import json_error, too_many_requests
 from connectors.base import Connector
+from connectors.client_address import client_ip
 from storage.events import Event
+from storage.limits import RateLimiter, retry_after
 
 PENDING_TTL = 7 * 86400
-UPLOADS_PER_HOUR = 30
+VISITOR_TTL = 90 * 86400  # a token unused this long counts as a new visitor again
+# Shown by the widget when a limit refuses (error frames carry `text` in both languages).
+TOO_FAST = {"zh": "您发送得太快了，请 {s} 秒后再试。", "en": "You are sending too fast. Please try again in {s} s."}
+TOO_MANY_VISITORS = {"zh": "来自您网络的新访客过多，请 {s} 秒后再试。",
+                     "en": "Too many new visitors from your network. Please try again in {s} s."}
 _CORS = {"Access-Control-Allow-Origin": "*"}
 STATIC = resources.files("connectors") / "webchat_static"
 
@@ -50,6 +56,7 @@ class WebchatConnector(Connector):
         super().__init__(ctx)
         self.sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
         self.keys = ctx.bus.keys
+        self.limiter = RateLimiter(ctx.bus.redis, self.keys)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -63,18 +70,18 @@ class WebchatConnector(Connector):
 
     async def upload(self, request: web.Request) -> web.Response:
         """A visitor's file (?token=<visitor token>&name=..., the file as the body), from
-        any shop domain; at most UPLOADS_PER_HOUR per visitor.  The widget then sends a
-        message naming it."""
+        any shop domain, within `limits.webchat.uploads_per_visitor` and `uploads_per_ip`.
+        The widget then sends a message naming it."""
         token = request.query.get("token")
         if not _valid_token(token):
             response = json_error(401, "a visitor token is required")
         else:
-            counter = self.keys.webchat_uploads(self.name, customer_id_for(token))
-            pipe = self.ctx.bus.redis.pipeline(transaction=True)
-            pipe.set(counter, 0, ex=3600, nx=True)
-            pipe.incr(counter)
-            if (await pipe.execute())[1] > UPLOADS_PER_HOUR:
-                response = json_error(429, "too many files in the last hour, please wait")
+            limits = self.ctx.settings.limits.webchat
+            wait = await self.limiter.hit(
+                ("webchat.uploads_per_visitor", f"{self.name}:{customer_id_for(token)}", limits.uploads_per_visitor),
+                ("webchat.uploads_per_ip", f"{self.name}:{self._client(request)}", limits.uploads_per_ip))
+            if wait:
+                response = too_many_requests(wait, "too many files")
             else:
                 response = await files.upload(request, self.ctx.files, self.ctx.settings.web.max_upload_bytes)
         response.headers.update(_CORS)
@@ -152,6 +159,12 @@ class WebchatConnector(Connector):
         if not resumed:
             token = secrets.token_urlsafe(24)
         customer = customer_id_for(token)
+        ip = self._client(request)
+        wait = await self._admit(customer, ip)
+        if wait:
+            await _send_json(ws, _limited_frame(wait, TOO_MANY_VISITORS, "too many new visitors from your address"))
+            await ws.close(code=1013, message=b"try again later")
+            return ws
         store = self.ctx.store
         cid = await store.current_for_customer(self.name, customer) if resumed else None
         await _send_json(ws, {"type": "hello", "visitor_token": token, "conversation_id": cid})
@@ -162,7 +175,7 @@ class WebchatConnector(Connector):
                 self.sockets[customer].add(ws)
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    await self._on_frame(ws, customer, msg.data)
+                    await self._on_frame(ws, customer, ip, msg.data)
                 elif msg.type == WSMsgType.BINARY:
                     await _send_json(ws, {"type": "error", "error": "binary frames are not supported"})
                 elif msg.type == WSMsgType.ERROR:
@@ -172,6 +185,21 @@ class WebchatConnector(Connector):
             if not self.sockets[customer]:
                 del self.sockets[customer]
         return ws
+
+    def _client(self, request: web.Request) -> str:
+        return client_ip(request, self.ctx.settings.web.trusted_proxies)
+
+    async def _admit(self, customer: str, ip: str) -> float:
+        """A visitor token kefu knows comes in; a new one (issued now, or made up by
+        the client) only within `limits.webchat.new_visitors_per_ip`: seconds to wait."""
+        r, known = self.ctx.bus.redis, self.keys.webchat_visitor(self.name, customer)
+        if await r.set(known, 1, ex=VISITOR_TTL, xx=True):
+            return 0.0
+        wait = await self.limiter.hit(("webchat.new_visitors_per_ip", f"{self.name}:{ip}",
+                                       self.ctx.settings.limits.webchat.new_visitors_per_ip))
+        if not wait:
+            await r.set(known, 1, ex=VISITOR_TTL)
+        return wait
 
     async def _resume(self, ws: web.WebSocketResponse, customer: str, cid: str) -> None:
         """History first, then live pushes, then replies that never reached a socket —
@@ -194,7 +222,7 @@ class WebchatConnector(Connector):
                  "sender": {"kind": m["sender"]["kind"], "name": m["sender"]["name"]}}
                 for m in (conv["messages"] if conv else [])]
 
-    async def _on_frame(self, ws: web.WebSocketResponse, customer: str, data: str) -> None:
+    async def _on_frame(self, ws: web.WebSocketResponse, customer: str, ip: str, data: str) -> None:
         try:
             frame = json.loads(data)
         except ValueError:
@@ -226,7 +254,14 @@ class WebchatConnector(Connector):
         name = frame.get("name") if isinstance(frame.get("name"), str) else ""
         event = self.inbound_event(customer, text, platform_msg_id=f"{customer}:{cmid}",
                                    sender_name=name[:100], platform_ts=time.time(), attachments=attachments)
+        limits = self.ctx.settings.limits.webchat
         try:
+            wait = await self.limiter.hit(
+                ("webchat.messages_per_visitor", f"{self.name}:{customer}", limits.messages_per_visitor),
+                ("webchat.messages_per_ip", f"{self.name}:{ip}", limits.messages_per_ip))
+            if wait:  # not stored; the visitor may send it again after `retry_after`
+                await _send_json(ws, {**_limited_frame(wait, TOO_FAST, "too many messages"), "client_msg_id": cmid})
+                return
             published = await self.receive(event)
         except (RedisConnectionError, RedisTimeoutError):  # not stored, not acknowledged: the widget retries
             await _send_json(ws, {"type": "error", "client_msg_id": cmid, "retry": True,
@@ -244,6 +279,13 @@ async def _send_json(ws: web.WebSocketResponse, data: dict[str, Any]) -> bool:
     except (ConnectionResetError, asyncio.CancelledError, RuntimeError):
         return False
     return True
+
+
+def _limited_frame(wait: float, text: dict[str, str], error: str) -> dict[str, Any]:
+    """The error frame of a limit: when to retry, and a sentence in zh and en."""
+    s = retry_after(wait)
+    return {"type": "error", "error": f"{error}, try again in {s} s", "retry_after": s,
+            "text": {lang: t.format(s=s) for lang, t in text.items()}}
 
 
 def _localized(settings, name: str, channel: str) -> dict[str, str]:

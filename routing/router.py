@@ -33,6 +33,7 @@ from typing import Callable, Iterable
 from aggregator.config import Settings
 from routing.automation import Templates, detect_language
 from routing.working_hours import WorkingHours
+from storage import metrics
 from storage.bus import Bus, StreamConsumer, sleep_or_stop
 from storage.conversations import ConversationError, ConversationStore, Routing, pack_ingest
 from storage.events import Event
@@ -204,8 +205,13 @@ class Router:
                     if changed and view is not None:
                         payloads.append({"type": "conversation", "conversation": view})
             await self.store.publish(*payloads)
+            pushed = time.time()
+            for ev, (_, fresh, *_rest) in zip(messages, results):
+                if fresh:
+                    metrics.inbound_to_agent.observe(max(0.0, pushed - ev.ts))
             await self._automate(messages, decisions, results, now, context, online_roles)
             self.processed += len(messages)
+            metrics.router_processed.inc(len(messages))
         for _, ev in batch:
             if ev.type == "timer":
                 await self._on_timer(ev, now)
@@ -351,6 +357,8 @@ class Router:
         """One step up the ladder (sla.escalation): notify supervisors, then reassign."""
         ladder = self.settings.sla.escalation
         level = int(await self.store.redis.hincrby(self.bus.keys.conversation(conv["id"]), "sla_level", 1))
+        if reason != "still_waiting":  # a later step of the same breach is not a new one
+            metrics.sla_breaches.labels(conv["priority"], reason).inc()
         await self.store.publish({"type": "escalation", "conversation_id": conv["id"], "reason": reason,
                                   "level": level, "agent": conv["assignee"], "roles": ["supervisor"]})
         log.info("sla breach", extra={"conversation": conv["id"], "reason": reason, "level": level})

@@ -16,6 +16,7 @@ from typing import Any, Iterable
 import msgpack
 import redis.asyncio as aioredis
 
+from storage import metrics
 from storage.events import BrokenEvent, Event, new_id
 from storage.keys import Keys
 
@@ -208,9 +209,13 @@ class ConversationStore:
                    customer_id=_s(conv[2]), text=text, conversation_id=cid, sender_kind="agent",
                    sender_id=agent_id, sender_name=agent_name, attachments=attachments or [],
                    meta={"via": via})
+        now = f"{time.time():.6f}"
         res = await self._run("reply", cid, agent_id, "1" if override else "0", ev.id, ev.encode(),
-                              f"{time.time():.6f}", self.keys.outbound(ev.channel))
+                              now, self.keys.outbound(ev.channel))
         view = self._result(res)
+        if view["first_response_at"] == float(now):  # this reply was the conversation's first
+            metrics.first_response.labels(view["role"] or "none").observe(
+                max(0.0, view["first_response_at"] - view["created_at"]))
         return ev.public(), view
 
     async def claim(self, cid: str, agent_id: str, override: bool) -> dict:

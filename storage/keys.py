@@ -133,13 +133,24 @@ class Keys:
         """Pub/sub channel carrying replies to whichever process holds the visitor's socket."""
         return f"{self.prefix}webchat:{channel}:push"
 
-    def webchat_uploads(self, channel: str, customer_id: str) -> str:
-        """Files a visitor uploaded in the last hour (a counter)."""
-        return f"{self.prefix}webchat:{channel}:uploads:{customer_id}"
+    def webchat_visitor(self, channel: str, customer_id: str) -> str:
+        """Set while a visitor token is known here (issued or seen lately): a token
+        that is not counts against `limits.webchat.new_visitors_per_ip`."""
+        return f"{self.prefix}webchat:{channel}:visitor:{customer_id}"
 
     def webchat_pending(self, channel: str, customer_id: str) -> str:
         """Replies not yet written to a live socket of the visitor."""
         return f"{self.prefix}webchat:{channel}:pending:{customer_id}"
+
+    # --- abuse limits (storage/limits.py) ---------------------------------------
+    def rate(self, kind: str, subject: str) -> str:
+        """Sorted set: times of the allowed events of one limited subject (sliding window);
+        `kind` is the limit's config path, `subject` a digest (visitor, address, customer)."""
+        return f"{self.prefix}rate:{kind}:{subject}"
+
+    def login_guard(self, kind: str, subject: str) -> str:
+        """Hash: failed-login round and lock-outs of one agent name or address (a digest)."""
+        return f"{self.prefix}login:{kind}:{subject}"
 
     # --- QQ (connectors/qq.py, connectors/qq_agents.py) ------------------------
     def qq_rate(self, channel: str) -> str:

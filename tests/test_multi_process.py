@@ -48,7 +48,7 @@ async def post_inbound(http: aiohttp.ClientSession, url: str, i: int) -> int:
 async def routed_count(http: aiohttp.ClientSession, d) -> int:
     async with http.get(d.url + "/metrics") as r:
         text = await r.text()
-    line = next(ln for ln in text.splitlines() if ln.startswith("kefu_router_processed "))
+    line = next(ln for ln in text.splitlines() if ln.startswith("kefu_router_processed_total "))
     return int(float(line.split()[1]))
 
 
