@@ -210,7 +210,9 @@ class Kefu:
         # Sections read at use time follow the new settings; the rest stay.
         new = new.model_copy(update={k: getattr(self.settings, k) for k in ("redis", "web", "state_dir", "channels")})
         hashes = await asyncio.to_thread(Auth.prepare, new)
-        self.auth.apply(new, hashes)
+        for agent_id in self.auth.apply(new, hashes):  # removed from config: their sessions end
+            ended = await self.auth.revoke_agent(agent_id)
+            log.info("agent removed, sessions revoked", extra={"agent": agent_id, "sessions": ended})
         self.settings = new
         for holder in (self.router, self.api, self.actions, self.supervisor, *(c.ctx for c in self.connectors.values())):
             holder.settings = new

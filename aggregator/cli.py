@@ -1,11 +1,14 @@
-"""`kefu run | check-config | version` (also `python -m aggregator ...`)."""
+"""`kefu run | check-config | audit | version` (also `python -m aggregator ...`)."""
 from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import logging
 import os
 import sys
+import time
+from pathlib import Path
 
 from aggregator import __version__
 from aggregator import config as config_mod
@@ -24,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="overrides log.level")
     check = sub.add_parser("check-config", help="validate a config file and exit (2 = problems)")
     check.add_argument("path", nargs="?", help="config file (default: ./config.yaml)")
+    audit = sub.add_parser("audit", help="print recent agent actions (newest first) from the audit stream")
+    audit.add_argument("-c", "--config", help="config file (default: ./config.yaml if present)")
+    audit.add_argument("--agent", help="only this agent's actions")
+    audit.add_argument("--conversation", help="only actions on this conversation")
+    audit.add_argument("-n", type=int, default=20, help="how many entries (default 20)")
     sub.add_parser("version", help="print the version")
     args = parser.parse_args(argv)
 
@@ -50,8 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     except config_mod.ConfigError as exc:
         for p in exc.problems:
             print(p, file=sys.stderr)
-        print("kefu: refusing to start with this config", file=sys.stderr)
+        print("kefu: refusing to start with this config" if args.command == "run" else "kefu: bad config",
+              file=sys.stderr)
         return 2
+    if args.command == "audit":
+        for entry in asyncio.run(_audit_entries(settings, args.agent, args.conversation, max(1, args.n))):
+            print(_audit_line(entry))
+        return 0
     logs.setup(args.log_level or settings.log.level, settings.log.format)
     from aggregator.app import Kefu, StartupError  # heavy imports only when running
 
@@ -63,3 +76,50 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+async def _audit_entries(settings: config_mod.Settings, agent: str | None, conversation: str | None,
+                         n: int) -> list[dict[str, str]]:
+    """Read the audit stream of the Redis in config: the running kefu's embedded one,
+    or, when no kefu runs on this state_dir, the embedded one started for the look."""
+    import redis.asyncio as aioredis
+
+    from storage.audit import AuditLog
+    from storage.keys import Keys
+    from storage.redis_server import EmbeddedRedis
+
+    embedded, lock = None, None
+    url = settings.redis.url
+    if url is None:
+        embedded = EmbeddedRedis(Path(settings.state_dir))
+        lock = _lock_if_idle(Path(settings.state_dir))  # held: no kefu runs, keep one from starting meanwhile
+        await embedded.start()  # reuses the running kefu's server
+        url = embedded.url
+    client = aioredis.from_url(url)
+    try:
+        return await AuditLog(client, Keys(settings.redis.prefix)).recent(n, agent=agent, conversation=conversation)
+    finally:
+        await client.aclose()
+        if lock is not None:
+            await embedded.stop()
+            os.close(lock)
+
+
+def _lock_if_idle(state_dir: Path) -> int | None:
+    """The state_dir's kefu.lock if no kefu holds it (see aggregator/app.py), else None."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_dir / "kefu.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _audit_line(e: dict[str, str]) -> str:
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(e.get("ts") or 0)))
+    outcome = e.get("outcome", "ok") + (f" ({e['reason']})" if e.get("reason") else "")
+    where = " ".join(f"{k}={e[k]}" for k in ("conversation", "message", "detail") if e.get(k))
+    return f"{when}  {e.get('agent', '?'):<12} {e.get('action', '?'):<9} via={e.get('via', '?'):<8} {outcome}" + (
+        f"  {where}" if where else "")
