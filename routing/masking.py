@@ -8,8 +8,10 @@ What is masked, and how:
 - mainland mobile numbers: 1[3-9]x and 11 digits (3-4-4 groups may be split
   by a space or a dash, an optional +86 / 0086 / 86 in front) →
   ``138****5678``;
-- resident ID numbers: 18 characters with a valid check digit and birth date
-  (stdnum.cn.ric) → first 6 and last 4 kept, ``110105********002X``.
+- resident ID numbers: 18 characters with a valid check digit and a real
+  birth date (stdnum.cn.ric; the place code is not checked, as the library's
+  list of counties is not complete) → first 6 and last 4 kept,
+  ``110105********002X``.
 
 A number is masked only when it stands on its own: digits inside a longer
 run of digits or touching letters (an order number like
@@ -29,6 +31,7 @@ from typing import Any, Iterable
 
 from stdnum import luhn
 from stdnum.cn import ric
+from stdnum.exceptions import ValidationError
 
 # Not after a letter/digit (nor "X-" as in D2026-...), not before one (nor "-X").
 _START = r"(?<![A-Za-z0-9_+])(?<![A-Za-z0-9_]-)"
@@ -41,9 +44,18 @@ _MOBILE = re.compile(_START + r"((?:\+|00)?86[ -]?)?(1[3-9][0-9](?:[ -]?[0-9]{4}
 _WORTH_A_LOOK = re.compile(r"[0-9][0-9 -]{9,}")  # nothing shorter can hold any of them
 
 
+def _is_resident_id(number: str) -> bool:
+    number = number.upper()
+    try:
+        ric.get_birth_date(number)
+    except ValidationError:
+        return False
+    return ric.calc_check_digit(number) == number[-1]
+
+
 def _id(m: re.Match) -> str:
     number = m.group(1)
-    return number[:6] + "*" * 8 + number[-4:] if ric.is_valid(number) else number
+    return number[:6] + "*" * 8 + number[-4:] if _is_resident_id(number) else number
 
 
 def _card(m: re.Match) -> str:
