@@ -267,7 +267,7 @@ async def test_private_mode_agents_answer_by_reply(make_daemon, http, tg, callba
                    message="bob's reply")
     assert not [m for m in callback.received if m["text"] == "我再补充一句"]
     tg.inject_private_message(BOB_TG, "/close", from_user=make_user(BOB_TG, "Bob"), reply_to=bob_header.message_id)
-    await wait_for(lambda: _eq(_status(bob, cid), "closed"), T, message="closed from Telegram")
+    await wait_for(lambda: _eq(_status(alice, cid), "closed"), T, message="closed from Telegram")
     assert tg.rate_violations == []
 
 
@@ -283,6 +283,7 @@ async def test_team_mode_topic_per_conversation(make_daemon, http, tg, callback)
     tg.add_forum(FORUM, "客服组")
     agents = [dict(a) for a in AGENTS]
     agents[1]["telegram_id"] = BOB_TG
+    agents[1]["roles"] = ["finance", "presales"]  # bob's refusal below is about ownership
     d = await make_daemon(channels={
         "site": {"kind": "api", "secret": SECRET, "callback_url": callback.url},
         "tg": tg_channel(tg, agents={"mode": "team", "group_id": FORUM})}, agents=agents).start()
