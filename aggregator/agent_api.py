@@ -321,7 +321,8 @@ class AgentApi:
         if not isinstance(payload, dict):
             return
         scope = await self._scope(payload)
-        text = json.dumps(mask_event(payload), ensure_ascii=False)
+        masked = mask_event(payload)
+        text = data.decode() if masked == payload else json.dumps(masked, ensure_ascii=False)
         for ws, session in list(self.sockets.items()):
             agent = self.auth.agents.get(session.agent_id)
             if ws.closed or agent is None or (scope is not None and not permissions.may_see(agent, scope)):
