@@ -60,14 +60,14 @@ class AgentActions:
         return permissions.holds(agent, permission, self.settings.roles)
 
     async def view(self, agent: AgentConfig, cid: str, *, via: str, messages: bool = True,
-                   limit: int = 1000) -> dict:
+                   limit: int = 1000, action: str = "view") -> dict:
         """The conversation, if the agent may see it; raises ConversationError
-        (not_found, forbidden — a refusal is audited)."""
+        (not_found, forbidden — a refusal is audited as `action`)."""
         conv = await self.store.get(cid, messages=messages, limit=limit)
         if conv is None:
             raise ConversationError("not_found")
         if not permissions.may_see(agent, conv):
-            await self.audit.record(agent.id, "view", via=via, conversation=cid, reason="forbidden")
+            await self.audit.record(agent.id, action, via=via, conversation=cid, reason="forbidden")
             raise ConversationError("forbidden")
         return conv
 

@@ -212,7 +212,7 @@ class AgentApi:
         agent: AgentConfig = request["agent"]
         cid, mid = request.match_info["id"], request.match_info["mid"]
         try:
-            await self.actions.view(agent, cid, via=via(request), messages=False)
+            await self.actions.view(agent, cid, via=via(request), messages=False, action="reveal")
         except ConversationError as exc:
             return _refusal(exc)
         if not self.actions.holds(agent, "reveal_pii"):
@@ -344,6 +344,8 @@ class AgentApi:
                for s in self.sockets.values()):
             return None  # everyone listening sees everything
         role, assignee = await self.store.redis.hmget(self.store.keys.conversation(cid), "role", "assignee")
+        if role is None and assignee is None:
+            return {"role": "-", "assignee": ""}  # no such conversation (any more): supervisors only
         return {"role": (role or b"").decode(), "assignee": (assignee or b"").decode()}
 
     async def _watch_sessions(self) -> None:
