@@ -8,7 +8,6 @@ close the clients, then stop the embedded Redis (which fsyncs its AOF).
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import os
 import signal
@@ -25,6 +24,7 @@ from aggregator.agent_actions import AgentActions
 from aggregator.agent_api import AgentApi
 from aggregator.auth import Auth
 from aggregator.config import Settings
+from aggregator.state_lock import try_lock
 from aggregator.systemd_notify import notify, watchdog_interval
 from connectors import connector_class
 from connectors.base import Connector, ConnectorContext
@@ -224,12 +224,8 @@ class Kefu:
     # -- state dir lock (embedded Redis belongs to one kefu) -------------------
     def _lock_state_dir(self) -> None:
         d = Path(self.settings.state_dir)
-        d.mkdir(parents=True, exist_ok=True)
-        fd = os.open(d / "kefu.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        fd = try_lock(d)
+        if fd is None:
             raise StartupError(f"state_dir {d.resolve()} is in use by another kefu process "
                                "(give each process its own state_dir, or share a Redis URL)") from None
         os.ftruncate(fd, 0)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fcntl
 import logging
 import os
 import sys
@@ -84,6 +83,7 @@ async def _audit_entries(settings: config_mod.Settings, agent: str | None, conve
     or, when no kefu runs on this state_dir, the embedded one started for the look."""
     import redis.asyncio as aioredis
 
+    from aggregator.state_lock import try_lock
     from storage.audit import AuditLog
     from storage.keys import Keys
     from storage.redis_server import EmbeddedRedis
@@ -92,7 +92,7 @@ async def _audit_entries(settings: config_mod.Settings, agent: str | None, conve
     url = settings.redis.url
     if url is None:
         embedded = EmbeddedRedis(Path(settings.state_dir))
-        lock = _lock_if_idle(Path(settings.state_dir))  # held: no kefu runs, keep one from starting meanwhile
+        lock = try_lock(Path(settings.state_dir))  # held: no kefu runs, keep one from starting meanwhile
         await embedded.start()  # reuses the running kefu's server
         url = embedded.url
     client = aioredis.from_url(url)
@@ -103,18 +103,6 @@ async def _audit_entries(settings: config_mod.Settings, agent: str | None, conve
         if lock is not None:
             await embedded.stop()
             os.close(lock)
-
-
-def _lock_if_idle(state_dir: Path) -> int | None:
-    """The state_dir's kefu.lock if no kefu holds it (see aggregator/app.py), else None."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(state_dir / "kefu.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
 
 
 def _audit_line(e: dict[str, str]) -> str:
