@@ -267,7 +267,7 @@ class TelegramAgentBridge:
             if sendable is None:
                 continue  # not one the bot can send (its name is in the relayed text)
             send, file = sendable
-            kw: dict[str, Any] = {"caption": f"#{tag(cid)} 📎 {a.get('name') or ''}"[:1024]}
+            kw: dict[str, Any] = {"caption": mask_text(f"#{tag(cid)} 📎 {a.get('name') or ''}")[:1024]}
             if thread is not None:
                 kw["message_thread_id"] = thread
             try:
