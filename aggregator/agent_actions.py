@@ -1,8 +1,10 @@
 """What an agent can do to a conversation, wherever they do it from.
 
 The agent API and the chat-app bridges (an agent answering from Telegram or
-QQ) both go through here, so ownership rules, live events and queue draining
-are the same everywhere and the record is one.
+QQ) both go through here, so permissions (routing/permissions.py), ownership
+rules, live events, queue draining and the audit stream (storage/audit.py)
+are the same everywhere and the record is one.  `via` names where the agent
+acted: console, api, telegram or qq.
 """
 from __future__ import annotations
 
@@ -10,13 +12,16 @@ import secrets
 import string
 
 from aggregator.config import AgentConfig, Settings
+from routing import permissions
+from routing.permissions import SUPERVISOR
 from routing.router import Router
+from storage.audit import AuditLog
 from storage.conversations import ConversationError, ConversationStore
-
-SUPERVISOR = "supervisor"
 
 REFUSALS = {
     "not_found": (404, "conversation not found"),
+    "forbidden": (403, "this conversation belongs to a role you do not have"),
+    "not_permitted": (403, "your roles do not allow this"),
     "closed": (409, "conversation is closed"),
     "owned": (409, "conversation is owned by another agent"),
     "unknown_agent": (404, "no such agent"),
@@ -39,6 +44,7 @@ class AgentActions:
         self.settings = settings
         self.store = store
         self.router = router
+        self.audit = AuditLog(store.redis, store.keys)
 
     def agent(self, agent_id: str) -> AgentConfig | None:
         return next((a for a in self.settings.agents if a.id == agent_id), None)
@@ -47,41 +53,90 @@ class AgentActions:
     def may_override(agent: AgentConfig) -> bool:
         return SUPERVISOR in agent.roles
 
+    def permissions(self, agent: AgentConfig) -> list[str]:
+        return sorted(permissions.permissions_of(agent, self.settings.roles))
+
+    def holds(self, agent: AgentConfig, permission: str) -> bool:
+        return permissions.holds(agent, permission, self.settings.roles)
+
+    async def view(self, agent: AgentConfig, cid: str, *, via: str, messages: bool = True,
+                   limit: int = 1000, action: str = "view") -> dict:
+        """The conversation, if the agent may see it; raises ConversationError
+        (not_found, forbidden — a refusal is audited as `action`)."""
+        conv = await self.store.get(cid, messages=messages, limit=limit)
+        if conv is None:
+            raise ConversationError("not_found")
+        if not permissions.may_see(agent, conv):
+            await self.audit.record(agent.id, action, via=via, conversation=cid, reason="forbidden")
+            raise ConversationError("forbidden")
+        return conv
+
     async def reply(self, agent: AgentConfig, cid: str, text: str, via: str = "console",
                     attachments: list[dict] | None = None) -> dict:
         """Store and queue a reply; raises ConversationError. `via` records the app used
         (never shown to the customer).  `/q name` sends the quick reply `name`.
         `attachments`: descriptions from storage/attachments.py."""
-        if text.startswith("/q "):
-            conv = await self.store.get(cid, messages=False)
-            if conv is None:
-                raise ConversationError("not_found")
-            expanded = self.quick_reply_text(text[3:].strip(), conv, agent)
-            if expanded is None:
-                raise ConversationError("unknown_quick_reply")
-            text = expanded
-        msg, conv = await self.store.reply(cid, agent.id, agent.name, self.may_override(agent), text,
-                                           attachments, via=via)
-        await self.store.publish({"type": "message", "conversation_id": cid, "message": msg},
-                                 {"type": "conversation", "conversation": conv})
-        return msg
+        async def work() -> dict:
+            nonlocal text
+            conv = await self._may_act(agent, cid)
+            if text.startswith("/q "):
+                expanded = self.quick_reply_text(text[3:].strip(), conv, agent)
+                if expanded is None:
+                    raise ConversationError("unknown_quick_reply")
+                text = expanded
+            msg, view = await self.store.reply(cid, agent.id, agent.name, self.may_override(agent), text,
+                                               attachments, via=via)
+            await self.store.publish({"type": "message", "conversation_id": cid, "message": msg},
+                                     {"type": "conversation", "conversation": view})
+            return msg
+        return await self._audited(agent, "reply", cid, via, work)
 
-    async def claim(self, agent: AgentConfig, cid: str) -> dict:
-        return await self._changed(await self.store.claim(cid, agent.id, self.may_override(agent)))
+    async def claim(self, agent: AgentConfig, cid: str, via: str = "console") -> dict:
+        async def work() -> dict:
+            await self._may_act(agent, cid)
+            return await self._changed(await self.store.claim(cid, agent.id, self.may_override(agent)))
+        return await self._audited(agent, "claim", cid, via, work)
 
     async def transfer(self, agent: AgentConfig, cid: str, *, role: str | None = None,
-                       to_agent: str | None = None) -> dict:
+                       to_agent: str | None = None, via: str = "console") -> dict:
+        """To a role's queue or to an agent, whichever: the agent needs only be allowed
+        to act on the conversation."""
         what, target = ("agent", to_agent) if to_agent else ("role", role or "")
-        return await self._changed(await self.store.transfer(
-            cid, agent.id, self.may_override(agent), what, target, self.router.context(self.router.clock())))
 
-    async def close(self, agent: AgentConfig, cid: str) -> dict:
-        before = await self.store.get(cid, messages=False)
-        conv = await self._changed(await self.store.close(cid, agent.id, self.may_override(agent)))
-        if before is not None and before["status"] == "open":
-            await self.router.closed_message(conv)
-        await self.router.drain()  # a slot was freed
+        async def work() -> dict:
+            await self._may_act(agent, cid)
+            return await self._changed(await self.store.transfer(
+                cid, agent.id, self.may_override(agent), what, target, self.router.context(self.router.clock())))
+        return await self._audited(agent, "transfer", cid, via, work, detail=f"{what}:{target}")
+
+    async def close(self, agent: AgentConfig, cid: str, via: str = "console") -> dict:
+        async def work() -> dict:
+            before = await self._may_act(agent, cid)
+            conv = await self._changed(await self.store.close(cid, agent.id, self.may_override(agent)))
+            if before["status"] == "open":
+                await self.router.closed_message(conv)
+            await self.router.drain()  # a slot was freed
+            return conv
+        return await self._audited(agent, "close", cid, via, work)
+
+    async def _may_act(self, agent: AgentConfig, cid: str) -> dict:
+        """The conversation (without messages) if the agent may act on it."""
+        conv = await self.store.get(cid, messages=False)
+        if conv is None:
+            raise ConversationError("not_found")
+        if not permissions.may_see(agent, conv):
+            raise ConversationError("forbidden")
         return conv
+
+    async def _audited(self, agent: AgentConfig, action: str, cid: str, via: str, work, detail: str = ""):
+        """Run `work()` and record it, or its refusal, in the audit stream."""
+        try:
+            result = await work()
+        except ConversationError as exc:
+            await self.audit.record(agent.id, action, via=via, conversation=cid, reason=exc.code, detail=detail)
+            raise
+        await self.audit.record(agent.id, action, via=via, conversation=cid, detail=detail)
+        return result
 
     def quick_reply_text(self, name: str, conv: dict, agent: AgentConfig) -> str | None:
         """The quick reply `name` expanded for this conversation, or None if unknown."""

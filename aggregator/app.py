@@ -8,7 +8,6 @@ close the clients, then stop the embedded Redis (which fsyncs its AOF).
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import os
 import signal
@@ -25,6 +24,7 @@ from aggregator.agent_api import AgentApi
 from aggregator.auth import Auth
 from aggregator.config import Settings
 from aggregator.metrics import start_series
+from aggregator.state_lock import try_lock
 from aggregator.systemd_notify import notify, watchdog_interval
 from connectors import connector_class
 from connectors.base import Connector, ConnectorContext
@@ -213,7 +213,9 @@ class Kefu:
         # Sections read at use time follow the new settings; the rest stay.
         new = new.model_copy(update={k: getattr(self.settings, k) for k in ("redis", "web", "state_dir", "channels")})
         hashes = await asyncio.to_thread(Auth.prepare, new)
-        self.auth.apply(new, hashes)
+        for agent_id in self.auth.apply(new, hashes):  # removed from config: their sessions end
+            ended = await self.auth.revoke_agent(agent_id)
+            log.info("agent removed, sessions revoked", extra={"agent": agent_id, "sessions": ended})
         self.settings = new
         for holder in (self.router, self.api, self.actions, self.supervisor, *(c.ctx for c in self.connectors.values())):
             holder.settings = new
@@ -225,12 +227,8 @@ class Kefu:
     # -- state dir lock (embedded Redis belongs to one kefu) -------------------
     def _lock_state_dir(self) -> None:
         d = Path(self.settings.state_dir)
-        d.mkdir(parents=True, exist_ok=True)
-        fd = os.open(d / "kefu.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        fd = try_lock(d)
+        if fd is None:
             raise StartupError(f"state_dir {d.resolve()} is in use by another kefu process "
                                "(give each process its own state_dir, or share a Redis URL)") from None
         os.ftruncate(fd, 0)

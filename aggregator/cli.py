@@ -1,4 +1,4 @@
-"""`kefu run | check-config | version` (also `python -m aggregator ...`)."""
+"""`kefu run | check-config | audit | version` (also `python -m aggregator ...`)."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +6,8 @@ import asyncio
 import logging
 import os
 import sys
+import time
+from pathlib import Path
 
 from aggregator import __version__
 from aggregator import config as config_mod
@@ -42,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="overrides log.level")
     check = sub.add_parser("check-config", help="validate a config file and exit (2 = problems)")
     check.add_argument("path", nargs="?", help="config file (default: ./config.yaml)")
+    audit = sub.add_parser("audit", help="print recent agent actions (newest first) from the audit stream")
+    audit.add_argument("-c", "--config", help="config file (default: ./config.yaml if present)")
+    audit.add_argument("--agent", help="only this agent's actions")
+    audit.add_argument("--conversation", help="only actions on this conversation")
+    audit.add_argument("-n", type=int, default=20, help="how many entries (default 20)")
     sub.add_parser("version", help="print the version")
     faq = sub.add_parser("faq", help="the FAQ bot").add_subparsers(dest="faq_command", required=True)
     faq_test = faq.add_parser("test", help="which FAQ entry a message matches, and whether the bot would answer")
@@ -72,9 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     except config_mod.ConfigError as exc:
         for p in exc.problems:
             print(p, file=sys.stderr)
-        if args.command == "run":
-            print("kefu: refusing to start with this config", file=sys.stderr)
+        print("kefu: refusing to start with this config" if args.command == "run" else "kefu: bad config",
+              file=sys.stderr)
         return 2
+    if args.command == "audit":
+        for entry in asyncio.run(_audit_entries(settings, args.agent, args.conversation, max(1, args.n))):
+            print(_audit_line(entry))
+        return 0
     if args.command == "faq":
         return _faq_test(settings, args.message)
     logs.setup(args.log_level or settings.log.level, settings.log.format)
@@ -88,3 +99,39 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+async def _audit_entries(settings: config_mod.Settings, agent: str | None, conversation: str | None,
+                         n: int) -> list[dict[str, str]]:
+    """Read the audit stream of the Redis in config: the running kefu's embedded one,
+    or, when no kefu runs on this state_dir, the embedded one started for the look."""
+    import redis.asyncio as aioredis
+
+    from aggregator.state_lock import try_lock
+    from storage.audit import AuditLog
+    from storage.keys import Keys
+    from storage.redis_server import EmbeddedRedis
+
+    embedded, lock = None, None
+    url = settings.redis.url
+    if url is None:
+        embedded = EmbeddedRedis(Path(settings.state_dir))
+        lock = try_lock(Path(settings.state_dir))  # held: no kefu runs, keep one from starting meanwhile
+        await embedded.start()  # reuses the running kefu's server
+        url = embedded.url
+    client = aioredis.from_url(url)
+    try:
+        return await AuditLog(client, Keys(settings.redis.prefix)).recent(n, agent=agent, conversation=conversation)
+    finally:
+        await client.aclose()
+        if lock is not None:
+            await embedded.stop()
+            os.close(lock)
+
+
+def _audit_line(e: dict[str, str]) -> str:
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(e.get("ts") or 0)))
+    outcome = e.get("outcome", "ok") + (f" ({e['reason']})" if e.get("reason") else "")
+    where = " ".join(f"{k}={e[k]}" for k in ("conversation", "message", "detail") if e.get(k))
+    return f"{when}  {e.get('agent', '?'):<12} {e.get('action', '?'):<9} via={e.get('via', '?'):<8} {outcome}" + (
+        f"  {where}" if where else "")

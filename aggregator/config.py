@@ -23,6 +23,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from routing.faq import FaqEntry
+from routing.permissions import Permission, default_permissions
 from routing.working_hours import WorkingHoursConfig
 
 class Section(BaseModel):
@@ -225,6 +226,12 @@ class RoleConfig(Section):
     hours: str | None = None  # a calendar under `hours:`; none = always open (7×24)
     menu: int | None = Field(None, ge=1, le=9)  # number in the welcome menu
     fallback: str | None = None  # role that takes conversations nobody of this role can
+    # What agents of the role may do beyond answering (routing/permissions.py):
+    # view_orders, resend_card_key, view_card_keys, reveal_pii, view_reports,
+    # export_evidence.  An agent holds the union of their roles'.  Not set: the
+    # built-in ones (presales, finance, dispute: [view_orders]; aftersales:
+    # [view_orders, resend_card_key]; supervisor: all; roles of your own: none).
+    permissions: list[Permission] | None = None
 
 
 def _default_roles() -> dict[str, "RoleConfig"]:
@@ -312,6 +319,9 @@ class TelegramAgents(Section):
     #   relayed customer messages are merged when the group is busy).
     mode: Literal["off", "private", "team"] = "off"
     group_id: int | None = None  # the forum supergroup (team mode)
+    # team mode: the roles whose conversations the group gets (none = all).  Everyone
+    # in the group reads them, so list only roles every member may see.
+    roles: list[str] | None = None
 
 
 class TelegramChannel(Section):
@@ -339,6 +349,9 @@ class QQAgents(Section):
     """Agents answering from QQ: conversations relayed to their private QQ or a group."""
     mode: Literal["off", "private", "group"] = "off"
     group_id: int | None = None  # agents' QQ group (group mode)
+    # group mode: the roles whose conversations the group gets (none = all).  Everyone
+    # in the group reads them, so list only roles every member may see.
+    roles: list[str] | None = None
 
 
 class QQChannel(Section):
@@ -419,9 +432,21 @@ class Settings(Section):
     @field_validator("roles", mode="before")
     @classmethod
     def _merge_roles(cls, v: Any) -> Any:
-        """Configured roles are added to (or replace) the five built-in ones."""
+        """Configured roles are added to the five built-in ones; an entry for a
+        built-in role replaces the keys it sets (`aftersales: {permissions: [...]}`)."""
         if isinstance(v, dict):
-            return {**{k: r.model_dump() for k, r in _default_roles().items()}, **v}
+            merged = {k: r.model_dump(exclude_unset=True) for k, r in _default_roles().items()}
+            for k, r in v.items():
+                merged[k] = {**merged.get(k, {}), **r} if isinstance(r, dict) else r
+            return merged
+        return v
+
+    @field_validator("roles", mode="after")
+    @classmethod
+    def _role_permissions(cls, v: dict[str, RoleConfig]) -> dict[str, RoleConfig]:
+        for name, rc in v.items():
+            if rc.permissions is None:
+                rc.permissions = default_permissions(name)
         return v
 
     @model_validator(mode="after")
@@ -444,6 +469,8 @@ class Settings(Section):
                 role(f"agents[{i}].roles", r)
         for name, ch in self.channels.items():
             role(f"channels.{name}.role", ch.role)
+            for r in getattr(getattr(ch, "agents", None), "roles", None) or []:
+                role(f"channels.{name}.agents.roles", r)
         role("router.default_role", self.router.default_role)
         for r in self.router.keywords:
             role("router.keywords", r)

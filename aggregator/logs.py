@@ -1,38 +1,19 @@
 """Structured logs for operators: one JSON object (or key=value line) per event.
 
 Log calls pass context as `extra={...}`; message text of customers is never
-logged by kefu, and as a last line of defence anything that looks like a bank
-card number (Luhn-valid, 13–19 digits) is masked on the way out.
+logged by kefu, and as a last line of defence every line is masked on the way
+out (routing/masking.py: bank card, mobile and resident ID numbers).
 """
 from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 import time
 
+from routing.masking import mask_text
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
-_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
-
-
-def _luhn(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-def mask_cards(text: str) -> str:
-    def sub(m: re.Match) -> str:
-        digits = re.sub(r"\D", "", m.group(0))
-        if not 13 <= len(digits) <= 19 or not _luhn(digits):
-            return m.group(0)
-        return digits[:4] + "*" * (len(digits) - 8) + digits[-4:]
-    return _CARD.sub(sub, text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -42,7 +23,7 @@ class JsonFormatter(logging.Formatter):
         out.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return mask_cards(json.dumps(out, ensure_ascii=False, default=str))
+        return mask_text(json.dumps(out, ensure_ascii=False, default=str))
 
 
 class TextFormatter(logging.Formatter):
@@ -52,7 +33,7 @@ class TextFormatter(logging.Formatter):
                 f"{record.levelname.lower():7} {record.name}: {record.getMessage()} {extra}").rstrip()
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return mask_cards(line)
+        return mask_text(line)
 
 
 def setup(level: str, fmt: str) -> None:

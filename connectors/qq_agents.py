@@ -6,7 +6,10 @@
   pushed into the agent's private chat with the bot — a header with a tag
   (``#a1b2``), channel, customer, role, tier and the recent history — followed by
   the customer's later messages and the replies others send from the console.
-* group mode: the same, for every open conversation, into the agents' QQ group.
+* group mode: the same, for every open conversation of ``agents.roles`` (all
+  when not set), into the agents' QQ group.  Only what an agent may see is
+  relayed (routing/permissions.py), and card, mobile and ID numbers are masked
+  (routing/masking.py).
 * The agent answers by quoting (reply segment) any relayed message, or with
   ``#a1b2 text``.  Commands, with a quote or a tag to pick the conversation:
   ``/claim``, ``/close``, ``/transfer <role|agent>``, ``/q <quick reply>``, ``/who``;
@@ -32,8 +35,9 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from aggregator.agent_actions import refusal
-from aggregator.logs import mask_cards
 from connectors.base import DeliveryError
+from routing.masking import mask_text
+from routing.permissions import Audience, may_see
 from storage.conversations import ConversationError
 from storage.events import BrokenEvent, Event
 
@@ -59,7 +63,7 @@ def _tkey(target: Target) -> str:
 
 
 def _short(text: str, n: int = 200) -> str:
-    text = mask_cards(text).replace("\r", "")
+    text = mask_text(text).replace("\r", "")
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
@@ -73,6 +77,7 @@ class AgentBridge:
         self.actions = conn.ctx.actions
         self.store = conn.ctx.store
         self.log = conn.log
+        self.audience = Audience(self.cfg.roles)  # who reads the agents' group
         self._live: asyncio.Queue = asyncio.Queue(maxsize=5000)
 
     # -- live events → relays ------------------------------------------------------
@@ -119,7 +124,7 @@ class AgentBridge:
             mark = self.keys.qq_relay_done(self.name, f"reminder:{cid}:{minutes}", _tkey(target))
             if await self.redis.set(mark, "1", nx=True, ex=86400):
                 tag = await self.tag(cid)
-                who = (conv.get("customer") or {}).get("name") or "the customer"
+                who = mask_text((conv.get("customer") or {}).get("name") or "the customer")
                 await self._say(target, f"#{tag} ⏰ {who} has waited {minutes} min for an answer · 客户已等待 {minutes} 分钟")
 
     async def agent_qq(self, agent_id: str | None) -> str | None:
@@ -133,11 +138,15 @@ class AgentBridge:
         return raw.decode() if raw else None
 
     async def targets(self, conv: dict) -> list[Target]:
+        """Where a conversation is relayed: only to whom may see it."""
         if conv.get("status") != "open":
             return []
         if self.cfg.mode == "group":
-            return [("group", int(self.cfg.group_id))] if self.cfg.group_id is not None else []
-        qq = await self.agent_qq(conv.get("assignee"))
+            if self.cfg.group_id is None or not may_see(self.audience, conv):
+                return []
+            return [("group", int(self.cfg.group_id))]
+        owner = self.actions.agent(conv.get("assignee") or "")
+        qq = await self.agent_qq(owner.id) if owner is not None and may_see(owner, conv) else None
         return [("private", int(qq))] if qq and qq.isdigit() else []
 
     async def tag(self, cid: str) -> str:
@@ -183,9 +192,14 @@ class AgentBridge:
             for target in await self.targets(conv):
                 await self.ensure_header(conv, target)
         else:
-            for target in await self.targets(conv):
+            targets = await self.targets(conv)
+            for target in targets:
                 if not await self.ensure_header(conv, target) and old is not None and old_assignee != new:
                     await self._say(target, f"#{await self.tag(cid)} → {new_name}")
+            group: Target | None = ("group", int(self.cfg.group_id)) if self.cfg.group_id is not None else None
+            if group is not None and group not in targets and await self.redis.srem(relayed_key, _tkey(group)):
+                await self._say(group, f"#{await self.tag(cid)} → {conv.get('role') or '-'} · "
+                                       "no longer relayed here · 已转出本群")
 
     def _agent_name(self, agent_id: str) -> str:
         a = self.actions.agent(agent_id)
@@ -201,7 +215,7 @@ class AgentBridge:
         full = await self.store.get(cid, limit=HISTORY) or conv
         tag = await self.tag(cid)
         cust = full.get("customer") or {}
-        who = cust.get("name") or cust.get("id") or "?"
+        who = mask_text(cust.get("name") or cust.get("id") or "?")
         owner = self._agent_name(full["assignee"]) if full.get("assignee") else "unassigned"
         lines = [f"#{tag} · {full.get('channel')} · {who} · {full.get('role') or '-'} · "
                  + f"{cust.get('tier') or 'new'} · {owner}"]
@@ -342,10 +356,10 @@ class AgentBridge:
         tag = await self.tag(cid)
         try:
             if cmd == "/claim":
-                await self.actions.claim(agent, cid)
+                await self.actions.claim(agent, cid, via="qq")
                 await self._say(where, f"#{tag} is yours now · 已认领", quote)
             elif cmd == "/close":
-                conv = await self.actions.close(agent, cid)
+                conv = await self.actions.close(agent, cid, via="qq")
                 await self._closed(conv, tag, where)
                 await self._say(where, f"#{tag} closed · 已关闭", quote)
             elif cmd == "/transfer":
@@ -353,9 +367,9 @@ class AgentBridge:
                     await self._say(where, "Usage: /transfer <role|agent>", quote)
                     return
                 if self.actions.agent(arg) is not None:
-                    conv = await self.actions.transfer(agent, cid, to_agent=arg)
+                    conv = await self.actions.transfer(agent, cid, to_agent=arg, via="qq")
                 else:
-                    conv = await self.actions.transfer(agent, cid, role=arg)
+                    conv = await self.actions.transfer(agent, cid, role=arg, via="qq")
                 dest = self._agent_name(conv["assignee"]) if conv.get("assignee") else f"{arg} (queue)"
                 await self._say(where, f"#{tag} transferred to {dest} · 已转接", quote)
             elif cmd == "/q":
@@ -366,7 +380,7 @@ class AgentBridge:
                 sent = await self.actions.reply(agent, cid, "/q " + arg, via="qq")
                 await self._say(where, f"#{tag} sent: {_short(sent['text'], 500)}", quote)
             elif cmd == "/who":
-                await self._say(where, await self.who(cid, tag), quote)
+                await self._say(where, await self.who(agent, cid, tag), quote)
             elif cmd:
                 await self._say(where, f"Unknown command {cmd}.\n{HELP}", quote)
             elif text or msg["attachments"]:
@@ -390,13 +404,11 @@ class AgentBridge:
             if actor is None or t != _tkey(actor):
                 await self._say(("private" if t[0] == "u" else "group", int(t[1:])), f"#{tag} closed · 已关闭")
 
-    async def who(self, cid: str, tag: str) -> str:
-        conv = await self.store.get(cid, limit=HISTORY)
-        if conv is None:
-            return f"#{tag}: conversation not found"
+    async def who(self, agent: AgentConfig, cid: str, tag: str) -> str:
+        conv = await self.actions.view(agent, cid, via="qq", limit=HISTORY)
         cust = conv.get("customer") or {}
         owner = self._agent_name(conv["assignee"]) if conv.get("assignee") else "-"
-        lines = [f"#{tag} · {conv.get('channel')} · {cust.get('name') or '-'} (id {cust.get('id')})",
+        lines = [f"#{tag} · {conv.get('channel')} · {mask_text(cust.get('name') or '-')} (id {cust.get('id')})",
                  (f"tier {cust.get('tier') or 'new'} · role {conv.get('role') or '-'} · owner {owner} · "
                   f"{conv.get('status')} · priority {conv.get('priority') or 'normal'}")]
         attrs = cust.get("attributes") or {}

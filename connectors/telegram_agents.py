@@ -29,7 +29,12 @@ own rate budget and holds only their conversations.  team suits larger teams
 that want to see and pick up each other's work — but the whole group shares
 20 messages a minute, so under load relayed messages arrive merged and later.
 A Telegram customer's photos and files are re-sent to the agent by file_id;
-card numbers are masked in everything relayed.
+card, mobile and ID numbers are masked in everything relayed
+(routing/masking.py).  Only what an agent may see is relayed
+(routing/permissions.py): in private mode a conversation goes to the agent it
+is assigned to; in team mode the group gets the conversations of
+``agents.roles`` (all when not set), and a conversation transferred out of
+them is announced once and then no longer relayed there.
 
 Commands (private: as a reply to a relayed message; team: in the topic):
 ``/claim``, ``/close``, ``/transfer <role|agent>``, ``/q <quick reply>``,
@@ -48,8 +53,9 @@ from telegram import Message, Update
 from telegram.error import BadRequest, Forbidden, TelegramError
 
 from aggregator.agent_actions import refusal
-from aggregator.logs import mask_cards
 from aggregator.config import AgentConfig
+from routing.masking import mask_text
+from routing.permissions import Audience, may_see
 from storage.conversations import ConversationError
 from storage.events import BrokenEvent, Event
 
@@ -98,6 +104,7 @@ class TelegramAgentBridge:
         self.redis = conn.redis
         self.ch = conn.name
         self.log = conn.log
+        self.audience = Audience(self.cfg.roles)  # who reads the team group
         self._running: dict[str, asyncio.Task] = {}
         self._dirty: set[str] = set()
         self._sweeper: asyncio.Task | None = None
@@ -228,10 +235,14 @@ class TelegramAgentBridge:
                 continue
         return out
 
-    def _header(self, conv: dict) -> str:
+    @staticmethod
+    def _customer(conv: dict) -> str:
         c = conv["customer"]
-        return " · ".join([conv["channel"], c.get("name") or c.get("id") or "?", conv.get("role") or "—",
-                           c.get("tier") or "new", "#" + tag(conv["id"])])
+        return mask_text(c.get("name") or c.get("id") or "?")
+
+    def _header(self, conv: dict) -> str:
+        return " · ".join([conv["channel"], self._customer(conv), conv.get("role") or "—",
+                           conv["customer"].get("tier") or "new", "#" + tag(conv["id"])])
 
     @staticmethod
     def _line(e: Event) -> str:
@@ -242,7 +253,7 @@ class TelegramAgentBridge:
             who = f"💬 {e.sender_name or e.sender_id}"
         else:
             who = "🤖 " + (e.sender_name or e.sender_kind)
-        return mask_cards(f"{who}: {e.text}{files}")  # SPEC: card numbers masked in agent chat apps
+        return mask_text(f"{who}: {e.text}{files}")  # SPEC: masked in agents' chat apps
 
     def _telegram_files(self, events: list[Event], target_agent: str | None) -> list[dict]:
         """Attachments to forward as files (those the bot can send: see TelegramConnector.sendable_file)."""
@@ -256,7 +267,7 @@ class TelegramAgentBridge:
             if sendable is None:
                 continue  # not one the bot can send (its name is in the relayed text)
             send, file = sendable
-            kw: dict[str, Any] = {"caption": f"#{tag(cid)} 📎 {a.get('name') or ''}"[:1024]}
+            kw: dict[str, Any] = {"caption": mask_text(f"#{tag(cid)} 📎 {a.get('name') or ''}")[:1024]}
             if thread is not None:
                 kw["message_thread_id"] = thread
             try:
@@ -305,7 +316,8 @@ class TelegramAgentBridge:
     async def _sync_private(self, conv: dict, st: dict, rk: str) -> None:
         cid = conv["id"]
         assignee = conv["assignee"] if conv["status"] == "open" else None
-        chat = await self.agent_chat(assignee)
+        owner = self.ctx.actions.agent(assignee) if assignee else None
+        chat = await self.agent_chat(assignee) if owner is not None and may_see(owner, conv) else None
         old = st.get("chat") or None
         if chat and chat != old:
             if old:
@@ -335,9 +347,8 @@ class TelegramAgentBridge:
         lines = [self._line(e) for e in events if self._relayable(e, target_agent)]
         if chat == old:
             if lines:
-                c = conv["customer"]
                 try:
-                    await self._send_mapped(int(chat), cid, f"#{tag(cid)} · {c.get('name') or c.get('id')}\n"
+                    await self._send_mapped(int(chat), cid, f"#{tag(cid)} · {self._customer(conv)}\n"
                                             + "\n".join(lines))
                 except (Forbidden, BadRequest) as exc:  # retrying cannot help; move on
                     self.log.warning("agent's Telegram chat refused the relay", extra={
@@ -365,10 +376,21 @@ class TelegramAgentBridge:
         cid = conv["id"]
         group = int(self.cfg.group_id)
         thread = int(st["thread"]) if st.get("thread") else None
+        visible = may_see(self.audience, conv)
         if thread is None:
-            if conv["status"] != "open":
-                return
-            await self._open_topic(conv, rk, group)
+            if conv["status"] == "open" and visible:
+                await self._open_topic(conv, rk, group)
+            elif not visible:  # not the group's: remember how far it got, so sweeps skip it
+                await self._skip(conv, rk, "")
+            return
+        if not visible:
+            if st.get("hidden") != "1":
+                try:
+                    await self.conn.send_text(group, f"→ {conv.get('role') or '—'} · no longer relayed here",
+                                              thread_id=thread, group=True)
+                except TelegramError as exc:
+                    self.log.info("telegram notice not sent", extra={"channel": self.ch, "error": str(exc)})
+            await self._skip(conv, rk, "1")
             return
         total = await self.redis.llen(self.keys.conversation_order(cid))
         if (total == int(st.get("cursor") or 0) and (conv["assignee"] or "") == (st.get("agent") or "")
@@ -398,12 +420,18 @@ class TelegramAgentBridge:
                               extra={"channel": self.ch, "conversation": cid})
                 await self._open_topic(conv, rk, group)
                 return
-        await self.redis.hset(rk, mapping={"cursor": cursor, "agent": assignee, "status": conv["status"]})
+        await self.redis.hset(rk, mapping={"cursor": cursor, "agent": assignee, "status": conv["status"],
+                                           "hidden": ""})
+
+    async def _skip(self, conv: dict, rk: str, hidden: str) -> None:
+        """A conversation the group may not see: nothing relayed, its cursor kept current."""
+        total = await self.redis.llen(self.keys.conversation_order(conv["id"]))
+        await self.redis.hset(rk, mapping={"cursor": total, "agent": conv["assignee"] or "",
+                                           "status": conv["status"], "hidden": hidden})
 
     async def _open_topic(self, conv: dict, rk: str, group: int) -> None:
         cid = conv["id"]
-        c = conv["customer"]
-        name = f"{c.get('name') or c.get('id')} · {conv['channel']} · #{tag(cid)}"[:128]
+        name = f"{self._customer(conv)} · {conv['channel']} · #{tag(cid)}"[:128]
         await self.conn.limiter.acquire(group, group=True)
         topic = await self.conn._call(group, lambda: self.conn.bot.create_forum_topic(group, name),
                                       group=True, for_agents=True, acquired=True)
@@ -483,23 +511,23 @@ class TelegramAgentBridge:
                     return
                 await actions.reply(agent, cid, "/q " + arg, via="telegram")
             elif cmd == "claim":
-                await actions.claim(agent, cid)
+                await actions.claim(agent, cid, via="telegram")
                 await self._say(msg, f"✔ #{tag(cid)} is yours.", cid)
             elif cmd == "close":
-                await actions.close(agent, cid)
+                await actions.close(agent, cid, via="telegram")
                 await self._say(msg, f"✔ #{tag(cid)} closed.", cid)
             elif cmd == "transfer":
                 if not arg:
                     await self._say(msg, "Usage: /transfer <role|agent>", cid)
                     return
                 if actions.agent(arg) is not None:
-                    conv = await actions.transfer(agent, cid, to_agent=arg)
+                    conv = await actions.transfer(agent, cid, to_agent=arg, via="telegram")
                 else:
-                    conv = await actions.transfer(agent, cid, role=arg)
+                    conv = await actions.transfer(agent, cid, role=arg, via="telegram")
                 who = self._agent_name(conv.get("assignee")) if conv.get("assignee") else f"queue ({arg})"
                 await self._say(msg, f"✔ #{tag(cid)} → {who}", cid)
             elif cmd == "who":
-                await self._say(msg, await self._who(cid), cid)
+                await self._say(msg, await self._who(agent, cid), cid)
             else:
                 await self._say(msg, f"Unknown command /{cmd}.\n" + HELP.format(where=WHERE[self.mode]), cid)
         except ConversationError as exc:
@@ -515,10 +543,8 @@ class TelegramAgentBridge:
             return _s(await self.redis.get(self.keys.tg_topic_conv(self.ch, msg.message_thread_id))) or None
         return None
 
-    async def _who(self, cid: str) -> str:
-        conv = await self.ctx.store.get(cid, limit=HISTORY)
-        if conv is None:
-            return "conversation not found"
+    async def _who(self, agent: AgentConfig, cid: str) -> str:
+        conv = await self.ctx.actions.view(agent, cid, via="telegram", limit=HISTORY)
         c = conv["customer"]
         lines = [self._header(conv),
                  f"customer: {c.get('name') or '—'} ({c.get('id')}) · tier {c.get('tier') or 'new'}"
@@ -532,7 +558,7 @@ class TelegramAgentBridge:
                 s = m["sender"]
                 who = s.get("name") or s.get("kind")
                 lines.append(f"· {who}: {m['text'][:200]}")
-        return mask_cards("\n".join(lines))
+        return mask_text("\n".join(lines))
 
     async def _say(self, msg: Message, text: str, cid: str | None = None) -> None:
         """Answer the agent where they wrote; in private chats the answer maps to the conversation."""

@@ -273,6 +273,11 @@ class ConversationStore:
         await self._positions([view])
         return view
 
+    async def message(self, cid: str, mid: str) -> dict | None:
+        """One message of a conversation (as the agent API shows it), or None."""
+        blob = await self.redis.hget(self.keys.conversation_messages(cid), mid)
+        return decode_message(cid, blob) if blob else None
+
     async def _positions(self, views: list[dict]) -> None:
         """Fill in the queue position of waiting conversations."""
         queued = [v for v in views if v["queued"] and v["position"] is None]

@@ -110,6 +110,15 @@ class Keys:
         """Agent session, stored under the SHA-256 of the bearer token."""
         return f"{self.prefix}token:{token_hash}"
 
+    def agent_tokens(self, agent_id: str) -> str:
+        """Set of the token hashes of an agent's sessions (to revoke them all at once)."""
+        return f"{self.prefix}agent:{agent_id}:tokens"
+
+    @property
+    def audit(self) -> str:
+        """Stream of agent actions (storage/audit.py), trimmed by length."""
+        return f"{self.prefix}audit"
+
     def link_code(self, code: str) -> str:
         """One-time code an agent sends to a bot to link their chat-app account."""
         return f"{self.prefix}linkcode:{code}"

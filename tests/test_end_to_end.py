@@ -10,7 +10,7 @@ import aiohttp
 
 from connectors.api import sign
 from tests.callback_server import CallbackServer
-from tests.kefu_harness import Agent, wait_for
+from tests.kefu_harness import DEFAULT_AGENTS, Agent, wait_for
 
 SECRET = "s3cret-for-tests"
 
@@ -127,8 +127,10 @@ async def test_api_channel_round_trip(make_daemon, http, redis_url):
     async with http.post(d.url + "/api/channels/site/inbound", data=body,
                          headers={"X-Kefu-Signature": sign(SECRET, body)}) as r:
         assert r.status == 202
-    reopened = await wait_for(lambda: bob.conversations(), message="new conversation")
+    sue = await Agent(d, http, "sue").login()  # "还在吗" is pre-sales: not bob's to see
+    reopened = await wait_for(lambda: sue.conversations(), message="new conversation")
     assert reopened[0]["id"] != conv["id"]
+    assert await bob.conversations("open") == []
     await cb.stop()
 
 
@@ -137,8 +139,10 @@ async def _has_bot_message(agent: Agent, cid: str) -> bool:
 
 
 async def test_ownership_claim_and_transfer(make_daemon, http):
-    d = await make_daemon().start()
+    carol = {"id": "carol", "name": "Carol", "roles": ["presales"], "password": "carol-pw"}
+    d = await make_daemon(agents=[*DEFAULT_AGENTS, carol]).start()
     alice, bob, sue = [await Agent(d, http, a).login() for a in ("alice", "bob", "sue")]
+    carol = await Agent(d, http, "carol").login("carol-pw")
     ws = await http.ws_connect(d.ws_url + "/webchat/ws")
     await ws_frames(ws, "hello")
     await ws.send_json({"type": "message", "text": "hello", "client_msg_id": str(uuid.uuid4())})
@@ -150,10 +154,12 @@ async def test_ownership_claim_and_transfer(make_daemon, http):
     conv = await wait_for(lambda: _assigned(alice, conv["id"]), message="assigned when alice came online")
     assert conv["assignee"] == "alice"
 
-    code, body = await bob.reply(conv["id"], "I'll take it")
+    code, body = await carol.reply(conv["id"], "I'll take it")
     assert code == 409 and "alice" in body["error"]
-    code, body = await bob.call("POST", f"/api/conversations/{conv['id']}/claim")
+    code, body = await carol.call("POST", f"/api/conversations/{conv['id']}/claim")
     assert code == 409
+    code, body = await bob.reply(conv["id"], "finance here")  # not his role at all
+    assert code == 403 and body["error"]
     code, _ = await sue.reply(conv["id"], "supervisor here")  # supervisors may step in
     assert code == 201
 

@@ -319,7 +319,9 @@ TAG = re.compile(r"#([0-9a-f]{4,12})")
 
 
 async def test_agents_answer_from_private_qq(make_daemon, http):
-    agents = [dict(a, qq_id=40001) if a["id"] == "alice" else a for a in DEFAULT_AGENTS]
+    # bob may see after-sales too: his refusals below are about ownership, not roles
+    agents = [dict(a, qq_id=40001) if a["id"] == "alice" else
+              dict(a, roles=["finance", "aftersales"]) if a["id"] == "bob" else a for a in DEFAULT_AGENTS]
     d = await make_daemon(agents=agents,
                           quick_replies=[{"name": "resent", "text": "{customer_name} 您好,卡密已补发"}],
                           channels={"webchat": {"kind": "webchat"},
@@ -409,6 +411,7 @@ async def test_agents_group_answer_api_customer_and_qq_customer(make_daemon, htt
     cb = CallbackServer(SECRET)
     cb_url = await cb.start()
     agents = [dict(a, qq_id={"alice": 40001, "bob": 40002}.get(a["id"])) for a in DEFAULT_AGENTS]
+    agents[1]["roles"] = ["finance", "presales", "aftersales"]  # bob's refusal below is about ownership
     d = await make_daemon(agents=agents, channels={
         "site": {"kind": "api", "secret": SECRET, "callback_url": cb_url},
         "qq": qq_channel(agents={"mode": "group", "group_id": 50000})}).start()

@@ -267,7 +267,7 @@ async def test_private_mode_agents_answer_by_reply(make_daemon, http, tg, callba
                    message="bob's reply")
     assert not [m for m in callback.received if m["text"] == "我再补充一句"]
     tg.inject_private_message(BOB_TG, "/close", from_user=make_user(BOB_TG, "Bob"), reply_to=bob_header.message_id)
-    await wait_for(lambda: _eq(_status(bob, cid), "closed"), T, message="closed from Telegram")
+    await wait_for(lambda: _eq(_status(alice, cid), "closed"), T, message="closed from Telegram")
     assert tg.rate_violations == []
 
 
@@ -283,6 +283,7 @@ async def test_team_mode_topic_per_conversation(make_daemon, http, tg, callback)
     tg.add_forum(FORUM, "客服组")
     agents = [dict(a) for a in AGENTS]
     agents[1]["telegram_id"] = BOB_TG
+    agents[1]["roles"] = ["finance", "presales"]  # bob's refusal below is about ownership
     d = await make_daemon(channels={
         "site": {"kind": "api", "secret": SECRET, "callback_url": callback.url},
         "tg": tg_channel(tg, agents={"mode": "team", "group_id": FORUM})}, agents=agents).start()
@@ -345,6 +346,37 @@ async def test_team_mode_topic_per_conversation(make_daemon, http, tg, callback)
     assert relayed.files[0]["data"] == b"\xff\xd8\xff\xe0proof"
     assert "payment proof" in topic_texts(tg, tthread)
     assert [v for v in tg.rate_violations if v.kind != "private"] == []
+
+
+async def test_team_group_gets_only_its_roles_masked(make_daemon, http, tg, callback):
+    tg.add_forum(FORUM, "售前组")
+    d = await make_daemon(channels={
+        "site": {"kind": "api", "secret": SECRET, "callback_url": callback.url},
+        "tg": tg_channel(tg, agents={"mode": "team", "group_id": FORUM, "roles": ["presales"]})},
+        agents=AGENTS).start()
+    sue = await Agent(d, http, "sue").login()
+    alice_user = make_user(ALICE_TG, "Alice")
+
+    await post_site(http, d, "payer", "f1", "支付失败了", name="13812345678")  # finance: no topic
+    await post_site(http, d, "buyer", "p1", "多少钱？卡号 6222021234567890128", name="赵六")
+    await tg.wait_for(lambda: len(tg.topics(FORUM)) == 1, timeout=T)
+    (thread,) = tg.topics(FORUM)
+    header = await tg.wait_for_sent(lambda m: m.thread_id == thread and "🆕" in m.text, timeout=T)
+    assert "赵六" in header.text and "6222********0128" in header.text and "6222021234567890128" not in header.text
+    convs = {c["customer"]["id"]: c for c in await sue.conversations()}
+    assert convs["payer"]["role"] == "finance" and len(tg.topics(FORUM)) == 1
+
+    # Handed to finance from the topic: announced once, then nothing more of it there.
+    tg.inject_topic_message(FORUM, thread, "/transfer finance", from_user=alice_user)
+    await tg.wait_for_sent(lambda m: m.thread_id == thread and "no longer relayed here" in m.text, timeout=T)
+    await post_site(http, d, "buyer", "p2", "还在吗")
+    tg.inject_topic_message(FORUM, thread, "/who", from_user=alice_user)
+    await tg.wait_for_sent(lambda m: m.thread_id == thread and "role you do not have" in m.text, timeout=T)
+    await post_site(http, d, "third", "p3", "有货吗")  # after 还在吗 in the stream
+    await tg.wait_for(lambda: len(tg.topics(FORUM)) == 2, timeout=T)
+    await tg.wait_for_sent(lambda m: m.thread_id == max(tg.topics(FORUM)) and "有货吗" in m.text, timeout=T)
+    assert "还在吗" not in topic_texts(tg, thread)
+    assert not [m for m in sent_to(tg, FORUM) if "13812345678" in (m.text or "") or "支付失败" in (m.text or "")]
 
 
 # ---------------------------------------------------------------------- several processes, crashes

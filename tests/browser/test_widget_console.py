@@ -13,7 +13,7 @@ import shutil
 import aiohttp
 import pytest
 
-from tests.kefu_harness import Agent, PASSWORDS, wait_for
+from tests.kefu_harness import DEFAULT_AGENTS, PASSWORDS, Agent, wait_for
 
 CHROMIUM = os.environ.get("KEFU_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 pw = pytest.importorskip("playwright.async_api", reason="Python Playwright is not installed (pip install -e '.[test]')")
@@ -408,8 +408,10 @@ async def test_screenshots_for_the_readme(make_daemon, http, browser):
     from connectors.api import sign
 
     secret = "shot-secret"
+    alice_all_desks = dict(DEFAULT_AGENTS[0], roles=["presales", "aftersales", "finance"])  # a small shop
     d = await make_daemon(channels={"webchat": {"kind": "webchat"},
-                                    "site": {"kind": "api", "secret": secret}}).start()
+                                    "site": {"kind": "api", "secret": secret}},
+                          agents=[alice_all_desks, *DEFAULT_AGENTS[1:]]).start()
     alice = await Agent(d, http, "alice").login()
     await alice.presence("online")
     for i, (cid, name, text, attrs) in enumerate([
