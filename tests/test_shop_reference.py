@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from storage.shop import ShopConfig, ShopUnavailable, create_shop
-from tests.test_shop_dujiaoka import BUYER, _create, _drop, server  # noqa: F401 (server is a fixture)
+from tests.dujiaoka_db import BUYER, create_database, drop_database, skip_without_server
 
 SECRET = "reference-shop-secret"
 DOC = Path(__file__).parent.parent / "docs" / "shop.md"
@@ -23,10 +23,11 @@ def reference_code() -> str:
 
 
 @pytest.fixture(scope="module")
-def database(server):  # noqa: F811
-    name = asyncio.run(_create("classic"))
+def database():
+    skip_without_server()
+    name = asyncio.run(create_database("classic"))
     yield name
-    asyncio.run(_drop(name))
+    asyncio.run(drop_database(name))
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, ClassVar
 
 from storage.shop.config import ShopConfig
-from storage.shop.order import Order, Profile
+from storage.shop.order import ORDER_NO_MAX, Order, Profile
 
 log = logging.getLogger("kefu.shop")
 
@@ -48,7 +48,7 @@ class ShopAdapter(ABC):
     async def order(self, order_no: str) -> Order | None:
         """The order with this number, None if the shop has none."""
         order_no = order_no.strip()
-        if not order_no:
+        if not order_no or len(order_no) > ORDER_NO_MAX:
             return None
         return await self._call(("order", order_no), lambda: self._fetch_order(order_no))
 

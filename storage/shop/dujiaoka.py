@@ -41,10 +41,11 @@ from zoneinfo import ZoneInfo
 import asyncmy
 from asyncmy.cursors import DictCursor
 from asyncmy.errors import MySQLError, NotSupportedError, ProgrammingError
+from pydantic import ValidationError
 
 from storage.shop.adapter import ShopAdapter, ShopUnavailable
 from storage.shop.config import ShopConfig
-from storage.shop.order import Order, Profile
+from storage.shop.order import ORDER_NO_MAX, TITLE_MAX, Order, Profile
 
 log = logging.getLogger("kefu.shop")
 
@@ -187,10 +188,15 @@ class DujiaokaShop(ShopAdapter):
             paid_at = updated if automatic else None
         elif code == _PAID_WAITING:
             paid_at = updated
-        return Order(order_no=row["order_sn"], status=STATUSES[code], title=title or "",
-                     amount=float(row["actual_price"]), currency=self.config.currency,
-                     created_at=created or datetime.fromtimestamp(0, UTC), contact=row["email"] or None,
-                     paid_at=paid_at, delivered_at=delivered_at)
+        try:
+            return Order(order_no=row["order_sn"], status=STATUSES[code], title=(title or "")[:TITLE_MAX],
+                         amount=float(row["actual_price"]), currency=self.config.currency,
+                         created_at=created or datetime.fromtimestamp(0, UTC), contact=row["email"] or None,
+                         paid_at=paid_at, delivered_at=delivered_at)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            raise ShopUnavailable(f"order {row['order_sn'][:ORDER_NO_MAX]!r} does not fit: "
+                                  f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
     def _aware(self, value: datetime) -> datetime:
         return value if value.tzinfo else value.replace(tzinfo=self._zone)

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
+ORDER_NO_MAX, TITLE_MAX = 150, 500  # dujiaoka's order_sn is a varchar(150)
 OrderStatus = Literal["pending", "paid", "delivered", "failed", "expired", "refunded"]
 # Statuses in which the customer has paid: they count towards order count and spend.
 PAID_STATUSES: frozenset[str] = frozenset({"paid", "delivered"})
@@ -28,9 +29,9 @@ class Order(BaseModel):
     shop may send (SPEC: add freely) and that the dujiaoka adapter fills when it can tell."""
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    order_no: Annotated[str, Field(strict=True, min_length=1, max_length=64)]
+    order_no: Annotated[str, Field(strict=True, min_length=1, max_length=ORDER_NO_MAX)]
     status: OrderStatus
-    title: Annotated[str, Field(strict=True, max_length=500)]
+    title: Annotated[str, Field(strict=True, max_length=TITLE_MAX)]
     amount: Annotated[float, Field(strict=True, ge=0)]  # a JSON number; "12.50" as text is off-contract
     currency: Annotated[str, Field(strict=True, min_length=1, max_length=16)]
     created_at: Time
