@@ -133,6 +133,20 @@ async def test_a_shop_that_errs_or_is_down_is_unavailable(fake, make_shop):
         await shop.orders(contact="buyer@example.com")
 
 
+async def test_a_shop_that_stays_down_is_logged_once_a_minute(fake, make_shop, clock, caplog):
+    shop = make_shop()
+    fake.down = 502
+    for _ in range(3):
+        with pytest.raises(ShopUnavailable):
+            await shop.order("DJ7Q2M4K9P1X3Z5W")
+    clock.now += 61
+    with pytest.raises(ShopUnavailable):
+        await shop.order("DJ7Q2M4K9P1X3Z5W")
+    warnings = [r for r in caplog.records if r.name == "kefu.shop"]
+    assert [(r.getMessage(), r.shop, r.call, r.reason) for r in warnings] == [
+        ("shop unavailable", "http", "order", "/orders/lookup: the shop answered HTTP 502")] * 2
+
+
 GOOD = order("DJ7Q2M4K9P1X3Z5W")
 
 

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from storage.shop.config import ShopConfig
@@ -18,6 +18,7 @@ from storage.shop.order import ORDER_NO_MAX, Order, Profile
 log = logging.getLogger("kefu.shop")
 
 MAX_LIMIT = 1000  # orders one search may ask for
+_WARN_EVERY = 60.0  # seconds between two warnings of the same reason
 _MAX_CACHED = 10_000  # entries; the oldest go first (all share one TTL, so oldest = first to expire)
 
 
@@ -40,9 +41,11 @@ class ShopAdapter(ABC):
     def __init__(self, config: ShopConfig, *, clock: Callable[[], float] = time.monotonic):
         self.config = config
         self._clock = clock  # monotonic seconds; tests move it to expire the cache
-        self._cache: dict[Hashable, tuple[float, Any]] = {}
-        self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
+        # (call, *arguments) -> (expires at, answer) / the request under way
+        self._cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._inflight: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
         self._closed = False
+        self._last_warning = ("", float("-inf"))  # a shop that stays down is logged once a minute
 
     # -- the interface ---------------------------------------------------------
     async def order(self, order_no: str) -> Order | None:
@@ -116,14 +119,14 @@ class ShopAdapter(ABC):
             self._remember(("order", o.order_no), o)
         return tuple(found)
 
-    async def _call(self, key: Hashable, fetch: Callable[[], Awaitable[Any]], cache: bool = True) -> Any:
+    async def _call(self, key: tuple[Any, ...], fetch: Callable[[], Awaitable[Any]], cache: bool = True) -> Any:
         if self._closed:
             raise ShopUnavailable("the shop adapter is closed")
         if cache and (hit := self._cache.get(key)) is not None and hit[0] > self._clock():
             return hit[1]
         shared = self._inflight.get(key)
         if shared is None:
-            shared = asyncio.ensure_future(self._guarded(str(key[0]), fetch))  # type: ignore[index]
+            shared = asyncio.ensure_future(self._guarded(str(key[0]), fetch))
             self._inflight[key] = shared
             shared.add_done_callback(lambda done: self._settle(key, done, cache))
         try:
@@ -144,10 +147,13 @@ class ShopAdapter(ABC):
             reason = exc.reason
         except self.errors as exc:
             reason = self._describe(exc)
-        log.warning("shop unavailable", extra={"shop": self.config.kind, "call": call, "reason": reason})
+        now = self._clock()
+        if reason != self._last_warning[0] or now - self._last_warning[1] >= _WARN_EVERY:
+            log.warning("shop unavailable", extra={"shop": self.config.kind, "call": call, "reason": reason})
+            self._last_warning = (reason, now)
         raise ShopUnavailable(reason)
 
-    def _settle(self, key: Hashable, done: asyncio.Future[Any], cache: bool) -> None:
+    def _settle(self, key: tuple[Any, ...], done: asyncio.Future[Any], cache: bool) -> None:
         if self._inflight.get(key) is done:
             del self._inflight[key]
         if done.cancelled() or done.exception() is not None:  # failures are not kept: next call retries
@@ -155,7 +161,7 @@ class ShopAdapter(ABC):
         if cache:
             self._remember(key, done.result())
 
-    def _remember(self, key: Hashable, value: Any) -> None:
+    def _remember(self, key: tuple[Any, ...], value: Any) -> None:
         if self.config.cache_ttl <= 0 or self._closed:
             return
         now = self._clock()

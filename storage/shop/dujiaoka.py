@@ -60,7 +60,7 @@ _ITEMS = {"orders": {"id", "order_sn", "email", "actual_price", "status", "creat
           "order_items": {"order_id", "goods_name", "quantity", "type", "info"}}
 
 
-def connect_args(dsn: str) -> dict[str, Any]:
+def _connect_args(dsn: str) -> dict[str, Any]:
     """asyncmy's connection arguments from mysql://user:password@host:port/database[?unix_socket=...]."""
     parts = urlsplit(dsn)
     args: dict[str, Any] = {"host": parts.hostname or "127.0.0.1", "port": parts.port or 3306,
@@ -111,7 +111,7 @@ class DujiaokaShop(ShopAdapter):
         if config.dsn is None:
             raise ValueError("kind dujiaoka needs dsn")
         super().__init__(config, **kw)
-        self._connect = connect_args(config.dsn.get_secret_value())
+        self._connect = _connect_args(config.dsn.get_secret_value())
         self._zone = ZoneInfo(config.timezone)
         self._pool: Any = None
         self._schema: _Schema | None = None
