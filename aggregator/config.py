@@ -25,6 +25,8 @@ from ruamel.yaml.error import MarkedYAMLError
 from routing.faq import FaqEntry
 from routing.permissions import Permission, default_permissions
 from routing.working_hours import WorkingHoursConfig
+from storage.shop.config import ShopConfig
+from storage.shop.tiers import TiersConfig
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -244,18 +246,6 @@ def _default_roles() -> dict[str, "RoleConfig"]:
     }
 
 
-class TierThreshold(Section):
-    min_orders: int = Field(0, ge=0)  # reached when order_count ≥ min_orders ...
-    min_spent: float = Field(0, ge=0)  # ... or total_spent ≥ min_spent (whichever is set > 0)
-
-
-class TiersConfig(Section):
-    """Customer tier from attributes a channel passes (order_count, total_spent)."""
-    regular: TierThreshold = TierThreshold(min_orders=2)
-    vip: TierThreshold = TierThreshold(min_orders=20, min_spent=2000)
-    vip_customers: list[str] = []  # "channel:customer_id", always VIP
-
-
 class SlaTarget(Section):
     first_response: Duration  # 0 = immediately
     resolution: Duration
@@ -428,6 +418,7 @@ class Settings(Section):
     quick_replies: list[QuickReply] = []
     faq: list[FaqEntry] = []
     channels: dict[Annotated[str, Field(pattern=_ID)], ChannelConfig] = {"webchat": WebchatChannel(kind="webchat")}
+    shop: ShopConfig | None = None  # where orders are read: storage/shop/config.py
 
     @field_validator("roles", mode="before")
     @classmethod
