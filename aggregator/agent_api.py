@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from aggregator import files
+from aggregator import files, quick_replies
 from aggregator.agent_actions import AgentActions, refusal
 from aggregator.auth import Auth
 from aggregator.config import AgentConfig, Settings
@@ -76,6 +76,7 @@ class AgentApi:
             web.post(c + "/close", self.close),
             web.get("/api/events", self.events),
             web.get("/api/quick_replies", self.quick_replies),
+            web.get(c + "/quick_replies", self.conversation_quick_replies),
             web.get("/api/roles", self.roles),
             web.post("/api/link_code", self.link_code),
         ]
@@ -223,6 +224,16 @@ class AgentApi:
             texts = {"zh": q.text, "en": q.text} if isinstance(q.text, str) else q.text.model_dump()
             out.append({"name": q.name, "text": texts[lang], "texts": texts})
         return web.json_response({"quick_replies": out})
+
+    async def conversation_quick_replies(self, request: web.Request) -> web.Response:
+        """Each quick reply filled for this conversation: {"quick_replies": [{name, text,
+        missing}]} — `missing` names the variables the agent must give before sending."""
+        conv = await self.store.get(request.match_info["id"], messages=False)
+        if conv is None:
+            return json_error(404, "conversation not found")
+        filled = quick_replies.for_conversation(self.settings, conv, request["agent"])
+        return web.json_response({"quick_replies": [{"name": f.name, "text": f.text, "missing": f.missing}
+                                                    for f in filled]})
 
     async def link_code(self, request: web.Request) -> web.Response:
         """A one-time code the agent sends to the Telegram / QQ bot (`/link CODE`) to link that account."""
