@@ -1,6 +1,6 @@
 /* The agent API client: JSON in and out, the agent's token, errors as ApiError
  * (a 401 signs the agent out). */
-import { t } from './i18n.js';
+import { t, serverError } from './i18n.js';
 import { S } from './state.js';
 import { logout } from './session.js';
 
@@ -25,6 +25,6 @@ export async function api(method, path, body, fileType) { // fileType: body is a
     logout(t('login.expired'));
     throw new ApiError(401, (data && data.error) || 'unauthorized');
   }
-  if (!r.ok) throw new ApiError(r.status, (data && typeof data.error === 'string' && data.error) || t('err.generic', { status: r.status }));
+  if (!r.ok) throw new ApiError(r.status, (data && typeof data.error === 'string' && serverError(data.error)) || t('err.generic', { status: r.status }));
   return data || {};
 }

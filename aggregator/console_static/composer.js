@@ -1,4 +1,10 @@
-/* The reply box: sending, files to attach, and quick replies. */
+/* The reply box: sending, files to attach, and quick replies.
+ *
+ * Quick replies come filled by the server for the open conversation
+ * (GET /api/conversations/{id}/quick_replies); a variable it could not fill stays
+ * as {name}, is selected when the template is inserted, and sending waits until
+ * it is filled in. A closed conversation cannot be answered: the box is disabled
+ * and says why. */
 import { t } from './i18n.js';
 import { $, h, clear, toast } from './dom.js';
 import { api } from './api.js';
@@ -30,11 +36,12 @@ export function renderReplyFiles() {
   });
 }
 export async function sendReply() {
-  const d = S.detail; if (!d || S.sending) return;
+  const d = S.detail; if (!d || S.sending || (d.conv || {}).status === 'closed') return;
   const ta = $('reply-text');
   const text = ta.value.replace(/\s+$/, '');
   const files = S.files.get(d.id) || [];
   if (!text.trim() && !files.length) return;
+  if (unfilled(text).length) { selectPlaceholder(0); renderComposer(); return; }
   S.sending = true;
   const btn = $('reply-send'); btn.disabled = true; btn.textContent = t('reply.sending');
   const id = d.id;
@@ -51,8 +58,41 @@ export async function sendReply() {
     if (e.status === 409) { toast(e.message && e.message !== t('err.generic', { status: 409 }) ? e.message : t('reply.conflict'), 'error'); loadDetail(id, { quiet: true }); }
     else if (e.status !== 401) toast(e.message, 'error');
   } finally {
-    S.sending = false; btn.disabled = false; btn.textContent = t('reply.send');
+    S.sending = false; btn.textContent = t('reply.send');
+    renderComposer();
   }
+}
+
+/** What the box allows now (call after anything that changes the text or the conversation). */
+export function renderComposer() {
+  const d = S.detail, ta = $('reply-text'), note = $('reply-note');
+  const closed = !!d && (d.conv || {}).status === 'closed';
+  const missing = closed ? [] : unfilled(ta.value);
+  ta.disabled = closed;
+  $('reply-attach').disabled = closed;
+  $('reply-send').disabled = closed || S.sending || missing.length > 0;
+  note.className = 'reply-note' + (closed ? ' closed' : '');
+  note.textContent = closed ? t('reply.closed') : missing.length ? t('reply.unfilled', { vars: missing.map((v) => '{' + v + '}').join(' ') }) : '';
+  note.hidden = !note.textContent;
+}
+
+const BUILT_IN_VARIABLES = ['customer_name', 'order_no', 'agent_name', 'channel'];
+/** Placeholders of quick-reply variables still in `text` (the server refuses them too). */
+function unfilled(text) {
+  const known = new Set(BUILT_IN_VARIABLES);
+  const templates = S.quickReplies.flatMap((q) => Object.values(q.texts || { t: q.text }));
+  templates.forEach((tx) => { for (const m of String(tx).matchAll(/\{(\w+)\}/g)) known.add(m[1]); });
+  const found = [...text.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).filter((v) => known.has(v));
+  return [...new Set(found)];
+}
+/** Select the next unfilled placeholder after the cursor (from the start when `from` is 0). */
+function selectPlaceholder(from) {
+  const ta = $('reply-text'), names = new Set(unfilled(ta.value));
+  const all = [...ta.value.matchAll(/\{(\w+)\}/g)].filter((m) => names.has(m[1]));
+  const next = all.find((m) => m.index >= from) || all[0];
+  if (!next) return false;
+  ta.focus(); ta.setSelectionRange(next.index, next.index + next[0].length);
+  return true;
 }
 
 /* ------------------------------------------------------------------ quick replies */
@@ -64,11 +104,25 @@ export function qrContext() {
   if (!m) return null;
   return { query: m[2], start: pos - m[2].length - 1, end: pos };
 }
+/** The open conversation's quick replies, filled by the server. */
+export async function loadConversationQuickReplies(id) {
+  try {
+    const r = await api('GET', '/api/conversations/' + encodeURIComponent(id) + '/quick_replies');
+    if (S.detail && S.detail.id === id && Array.isArray(r.quick_replies)) {
+      S.detail.quickReplies = r.quick_replies;
+      if (QR.open) updateQr();
+    }
+  } catch (e) { /* the templates as configured (every variable then asked for) */ }
+}
+function quickReplies() {
+  return (S.detail && S.detail.quickReplies) || S.quickReplies;
+}
 export function updateQr() {
   const ctx = qrContext();
   if (!ctx || ctx.start === QR.dismissedAt) { hideQr(); return; }
+  if (!QR.open && S.detail) loadConversationQuickReplies(S.detail.id); // what the conversation knows now
   const q = ctx.query.toLowerCase();
-  QR.items = S.quickReplies.filter((r) => !q || String(r.name || '').toLowerCase().includes(q) || r.text.toLowerCase().includes(q)).slice(0, 50);
+  QR.items = quickReplies().filter((r) => !q || String(r.name || '').toLowerCase().includes(q) || r.text.toLowerCase().includes(q)).slice(0, 50);
   QR.start = ctx.start; QR.end = ctx.end;
   if (!QR.open) QR.idx = 0;
   QR.idx = Math.min(QR.idx, Math.max(0, QR.items.length - 1));
@@ -78,7 +132,7 @@ export function updateQr() {
 function renderQr() {
   const pop = clear($('qr-pop'));
   pop.hidden = false;
-  if (!QR.items.length) { pop.appendChild(h('div', { class: 'qr-empty', text: S.quickReplies.length ? t('qr.none') : t('qr.empty') })); return; }
+  if (!QR.items.length) { pop.appendChild(h('div', { class: 'qr-empty', text: quickReplies().length ? t('qr.none') : t('qr.empty') })); return; }
   QR.items.forEach((r, i) => {
     const n = h('div', { class: 'qr-item' + (i === QR.idx ? ' active' : ''), role: 'option', 'aria-selected': i === QR.idx ? 'true' : 'false', dataset: { idx: String(i) } },
       h('span', { class: 'qr-name', text: r.name || '' }), h('span', { class: 'qr-text', text: r.text }));
@@ -88,25 +142,15 @@ function renderQr() {
   const act = pop.querySelector('.qr-item.active'); if (act) act.scrollIntoView({ block: 'nearest' });
 }
 export function hideQr() { QR.open = false; const p = $('qr-pop'); if (p) { p.hidden = true; clear(p); } }
-function expandTemplate(text) {
-  const c = (S.detail && S.detail.conv) || {};
-  const cu = c.customer || {}, attrs = (cu.attributes && typeof cu.attributes === 'object') ? cu.attributes : {};
-  const vars = Object.assign({}, attrs, {
-    name: cu.name, customer: cu.name, customer_name: cu.name, customer_id: cu.id,
-    agent: S.me && S.me.name, agent_name: S.me && S.me.name, conversation_id: c.id
-  });
-  return text.replace(/\{(\w+)\}/g, (m, k) => (vars[k] != null && typeof vars[k] !== 'object' && vars[k] !== '' ? String(vars[k]) : m));
-}
 function insertQr() {
   const r = QR.items[QR.idx]; if (!r) return;
   const ta = $('reply-text');
-  const text = expandTemplate(r.text);
-  ta.value = ta.value.slice(0, QR.start) + text + ta.value.slice(QR.end);
+  ta.value = ta.value.slice(0, QR.start) + r.text + ta.value.slice(QR.end);
   hideQr();
   ta.focus();
-  const from = QR.start, rest = /\{\w+\}/.exec(text);
-  if (rest) ta.setSelectionRange(from + rest.index, from + rest.index + rest[0].length);
-  else ta.setSelectionRange(from + text.length, from + text.length);
+  if (!selectPlaceholder(QR.start)) ta.setSelectionRange(QR.start + r.text.length, QR.start + r.text.length);
+  if (S.selected) S.drafts.set(S.selected, ta.value);
+  renderComposer();
 }
 
 export function onReplyKey(e) {
@@ -120,6 +164,7 @@ export function onReplyKey(e) {
     }
     if (e.key === 'Escape') { e.preventDefault(); e.stopPropagation(); QR.dismissedAt = QR.start; hideQr(); return; }
   }
+  if (e.key === 'Tab' && !e.shiftKey && unfilled(e.target.value).length) { e.preventDefault(); selectPlaceholder(e.target.selectionEnd); return; }
   if (e.key === 'Enter' && (e.ctrlKey || e.metaKey) && !e.isComposing) { e.preventDefault(); sendReply(); }
 }
 
@@ -132,7 +177,7 @@ export function bindComposer() {
   ta.addEventListener('dragover', (e) => { if (e.dataTransfer && Array.from(e.dataTransfer.types || []).includes('Files')) e.preventDefault(); });
   ta.addEventListener('drop', (e) => { const fl = e.dataTransfer && e.dataTransfer.files; if (fl && fl.length) { e.preventDefault(); uploadFiles(Array.from(fl)); } });
   ta.addEventListener('keydown', onReplyKey);
-  ta.addEventListener('input', () => { if (QR.dismissedAt >= 0 && (!qrContext() || qrContext().start !== QR.dismissedAt)) QR.dismissedAt = -1; updateQr(); if (S.selected) S.drafts.set(S.selected, ta.value); });
+  ta.addEventListener('input', () => { if (QR.dismissedAt >= 0 && (!qrContext() || qrContext().start !== QR.dismissedAt)) QR.dismissedAt = -1; updateQr(); if (S.selected) S.drafts.set(S.selected, ta.value); renderComposer(); });
   ta.addEventListener('click', updateQr);
   ta.addEventListener('blur', () => setTimeout(() => { if (document.activeElement !== ta) hideQr(); }, 150));
 }

@@ -11,17 +11,18 @@ import { bindInbox, loadConversations, renderFilters, renderList } from './inbox
 import { bindConversation, loadDetail, renderConv, renderConvHead } from './conversation.js';
 import { bindComposer } from './composer.js';
 import { renderCust } from './customer.js';
-import { bindPresence } from './presence.js';
+import { bindPresence, setPresenceUi } from './presence.js';
 import { setLive } from './live.js';
 import { bindKeyboard } from './keyboard.js';
+import { bindNotify } from './notify.js';
 
 function setLang(l) {
   setLanguage(l);
-  if (S.me) { renderFilters(); renderList(); renderConv(); renderCust(); setLive(S.live); }
+  if (S.me) { renderFilters(); renderList(); renderConv(); renderCust(); setLive(S.live); setPresenceUi(S.me.status); }
 }
 
 function bind() {
-  bindSession(); bindInbox(); bindConversation(); bindComposer(); bindPresence(); bindKeyboard();
+  bindSession(); bindInbox(); bindConversation(); bindComposer(); bindPresence(); bindKeyboard(); bindNotify();
   document.querySelectorAll('.lang-switch').forEach((b) => b.addEventListener('click', () => setLang(lang === 'zh' ? 'en' : 'zh')));
   setInterval(() => { // SLA countdowns; and a fallback refresh while the event socket is down
     if (!S.me) return;

@@ -8,7 +8,7 @@ import { api } from './api.js';
 import { S } from './state.js';
 import { roleName, agentName, channelLabel, custName, isMine, roleList } from './labels.js';
 import { normConv, upsertConv, badgesFor, renderList } from './inbox.js';
-import { renderReplyFiles, hideQr } from './composer.js';
+import { renderReplyFiles, hideQr, renderComposer, loadConversationQuickReplies } from './composer.js';
 import { loadCustomerHistory, renderCust } from './customer.js';
 
 let detailSeq = 0;
@@ -50,6 +50,7 @@ export async function loadDetail(id, opt) {
     S.detail = d;
     renderList(); renderConv(); renderCust();
     loadCustomerHistory(conv);
+    loadConversationQuickReplies(id);
   } catch (e) {
     if (e.status === 401 || S.selected !== id) return;
     if (S.detail && S.detail.id === id) { S.detail.loading = false; S.detail.error = e.message; renderConv(); }
@@ -92,6 +93,7 @@ export function renderConvHead() {
   banner.textContent = msg; banner.hidden = !msg; banner.className = 'banner ' + kind;
   $('act-info').classList.toggle('active', S.custOpen);
   $('act-info').setAttribute('aria-pressed', S.custOpen ? 'true' : 'false');
+  renderComposer();
 }
 export function msgDir(m) {
   const k = m.sender && m.sender.kind;

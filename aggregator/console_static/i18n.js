@@ -12,6 +12,11 @@ export const I18N = {
     'nav.back': 'Back to inbox', 'header.console': 'Console', 'header.presence': 'Presence',
     'header.lang': 'Language: 中文 / English', 'header.help': 'Keyboard shortcuts', 'header.logout': 'Sign out',
     'presence.online': 'Online', 'presence.away': 'Away', 'presence.offline': 'Offline',
+    'presence.bannerAway': 'You are away: new conversations are not given to you.',
+    'presence.bannerOffline': 'You are offline: new conversations are not given to you.',
+    'presence.goOnline': 'Go online',
+    'notify.label': 'New-conversation alerts (sound and desktop notification)', 'notify.title': 'New conversation',
+    'notify.blocked': 'This browser blocks desktop notifications for kefu: you will hear a sound only.',
     'conn.live': 'Live', 'conn.reconnecting': 'Reconnecting…', 'conn.connecting': 'Connecting…',
     'help.title': 'Keyboard shortcuts', 'help.jk': 'Next / previous conversation', 'help.c': 'Claim conversation',
     'help.e': 'Close conversation', 'help.t': 'Transfer', 'help.r': 'Focus the reply box',
@@ -34,6 +39,8 @@ export const I18N = {
     'confirm.close': 'Close this conversation?',
     'reply.placeholder': 'Type a reply… (/ for quick replies)', 'reply.hint': 'Ctrl+Enter to send · / quick replies',
     'reply.send': 'Send', 'reply.sending': 'Sending…', 'reply.attach': 'Attach images or files (or paste / drop them here)', 'reply.uploading': 'Uploading…', 'reply.remove': 'Remove', 'reply.conflict': 'Another agent owns this conversation.',
+    'reply.closed': 'This conversation is closed, so it cannot be answered. If the customer writes again, a new conversation opens.',
+    'reply.unfilled': 'Fill in {vars} before sending (Tab selects it).',
     'qr.none': 'No matching quick reply', 'qr.empty': 'No quick replies configured',
     'cust.title': 'Customer', 'cust.channel': 'Channel', 'cust.tier': 'Tier', 'cust.language': 'Language',
     'cust.id': 'Customer ID', 'cust.attributes': 'Details', 'cust.orders': 'Recent orders',
@@ -55,6 +62,11 @@ export const I18N = {
     'nav.back': '返回会话列表', 'header.console': '客服工作台', 'header.presence': '在线状态',
     'header.lang': '语言：中文 / English', 'header.help': '快捷键', 'header.logout': '退出登录',
     'presence.online': '在线', 'presence.away': '离开', 'presence.offline': '离线',
+    'presence.bannerAway': '你当前为离开状态，新会话不会分配给你。',
+    'presence.bannerOffline': '你当前为离线状态，新会话不会分配给你。',
+    'presence.goOnline': '上线',
+    'notify.label': '新会话提醒（提示音和桌面通知）', 'notify.title': '新会话',
+    'notify.blocked': '浏览器已禁止 kefu 的桌面通知，只会播放提示音。',
     'conn.live': '实时', 'conn.reconnecting': '重新连接中…', 'conn.connecting': '连接中…',
     'help.title': '快捷键', 'help.jk': '下一个 / 上一个会话', 'help.c': '认领会话',
     'help.e': '关闭会话', 'help.t': '转接', 'help.r': '聚焦回复框',
@@ -77,6 +89,8 @@ export const I18N = {
     'confirm.close': '确定关闭此会话吗？',
     'reply.placeholder': '输入回复…（输入 / 使用快捷回复）', 'reply.hint': 'Ctrl+Enter 发送 · / 快捷回复',
     'reply.send': '发送', 'reply.sending': '发送中…', 'reply.attach': '添加图片或文件（也可粘贴或拖入）', 'reply.uploading': '上传中…', 'reply.remove': '移除', 'reply.conflict': '该会话已由其他客服负责。',
+    'reply.closed': '该会话已关闭，无法再回复。客户再次发消息时会开启新的会话。',
+    'reply.unfilled': '请先填写 {vars} 再发送（按 Tab 选中）。',
     'qr.none': '没有匹配的快捷回复', 'qr.empty': '尚未配置快捷回复',
     'cust.title': '客户信息', 'cust.channel': '渠道', 'cust.tier': '等级', 'cust.language': '语言',
     'cust.id': '客户编号', 'cust.attributes': '资料', 'cust.orders': '最近订单',
@@ -115,6 +129,36 @@ export function loc(obj) { // {"zh": "...", "en": "..."} | string
   if (obj == null) return '';
   if (typeof obj !== 'object') return String(obj);
   return obj[lang] || obj.en || obj.zh || Object.values(obj)[0] || '';
+}
+
+/* The API's error sentences (English) in Chinese; one it does not know is shown as it is. */
+const SERVER_ERRORS = [
+  [/^conversation not found$/, '会话不存在'],
+  [/^conversation is closed$/, '会话已关闭'],
+  [/^conversation is owned by another agent$/, '该会话已由其他客服负责'],
+  [/^conversation is owned by (.+); ask them or a supervisor to transfer it$/, '该会话由 $1 负责，请联系对方或主管转接'],
+  [/^no such agent$/, '没有这个客服'],
+  [/^that agent is not online$/, '该客服不在线'],
+  [/^no such role$/, '没有这个角色'],
+  [/^no quick reply by that name.*$/, '没有这个快捷回复'],
+  [/^quick reply (\S+) needs ([\w, ]+): send (.+)$/, '快捷回复 $1 需要填写 $2，请发送 $3'],
+  [/^fill in (.+) before sending$/, '请先填写 $1 再发送'],
+  [/^missing, invalid or expired token$/, '登录已失效，请重新登录'],
+  [/^wrong agent or password$/, '账号或密码错误'],
+  [/^agent and password are required$/, '请输入客服账号和密码'],
+  [/^text is required$/, '请输入回复内容'],
+  [/^text longer than (\d+) characters$/, '内容超过 $1 字'],
+  [/^unknown or expired file id in attachments.*$/, '附件已过期，请重新上传'],
+  [/^file larger than (\S+) .*$/, '文件超过 $1'],
+  [/^the request body \(the file\) is empty$/, '文件是空的'],
+  [/^request body too large$/, '请求内容过大'],
+  [/^storage unavailable, retry shortly$/, '存储暂不可用，请稍后重试'],
+  [/^internal error$/, '服务器内部错误'],
+];
+export function serverError(message) {
+  if (lang !== 'zh') return message;
+  for (const [re, zh] of SERVER_ERRORS) if (re.test(message)) return message.replace(re, zh);
+  return message;
 }
 
 export function setLanguage(l) {

@@ -9,6 +9,7 @@ import { loadConversations, upsertConv, renderFilters, renderListSoon, renderLis
 import { loadDetail, renderConvHead, msgDir, appendMessage } from './conversation.js';
 import { renderCust } from './customer.js';
 import { setPresenceUi } from './presence.js';
+import { newConversation } from './notify.js';
 
 export function setLive(on) {
   S.live = on;
@@ -64,7 +65,13 @@ function fetchConvSoon(id) {
   if (pendingFetch.has(id)) return;
   pendingFetch.add(id);
   setTimeout(async () => {
-    try { const r = await api('GET', '/api/conversations/' + encodeURIComponent(id)); const c = upsertConv(r); if (c && id !== S.selected) c.unread = Math.max(c.unread || 0, 1); renderFilters(); renderList(); }
+    try {
+      const r = await api('GET', '/api/conversations/' + encodeURIComponent(id));
+      const known = S.convs.has(id), c = upsertConv(r);
+      if (c && id !== S.selected) c.unread = Math.max(c.unread || 0, 1);
+      if (c && !known) newConversation(c);
+      renderFilters(); renderList();
+    }
     catch (e) { /* ignore */ } finally { pendingFetch.delete(id); }
   }, 150);
 }
@@ -84,8 +91,10 @@ function handleEvent(f) {
     if (S.detail && S.detail.id === id) appendMessage(m);
     renderListSoon();
   } else if (f.type === 'conversation' && f.conversation) {
+    const known = S.convs.has(String(f.conversation.id));
     const c = upsertConv(f.conversation);
     if (!c) return;
+    if (!known) newConversation(c);
     renderListSoon();
     if (c.channel && ![...$('f-channel').options].some((o) => o.value === c.channel)) renderFilters();
     if (S.detail && S.detail.id === c.id) { renderConvHead(); renderCust(); }

@@ -7,7 +7,7 @@ import { TOKEN_KEY, S } from './state.js';
 import { loadConversations, renderFilters, renderList } from './inbox.js';
 import { selectConv, renderConv, layoutClasses } from './conversation.js';
 import { renderCust } from './customer.js';
-import { setPresenceUi } from './presence.js';
+import { setPresence, setPresenceUi } from './presence.js';
 import { closeWs, connectWs } from './live.js';
 
 export function showLogin(msg) {
@@ -29,15 +29,17 @@ async function doLogin(e) {
     $('login-password').value = '';
     S.me = res.agent ? Object.assign({}, res.agent) : null;
     try { S.me = Object.assign({}, S.me || {}, await api('GET', '/api/me')); } catch (e2) { if (!S.me) throw e2; }
-    enterApp();
+    enterApp({ signedIn: true });
   } catch (ex) {
     err.textContent = ex.message || t('login.failed'); err.hidden = false;
   } finally { btn.disabled = false; }
 }
 export function logout(msg) {
   const hadToken = !!S.token;
-  if (hadToken && !msg) { // user action: drop the token server-side too (best effort)
-    try { fetch(apiUrl('/api/logout'), { method: 'POST', headers: { Authorization: 'Bearer ' + S.token } }).catch(() => {}); } catch (e) { /* */ }
+  if (hadToken && !msg) { // user action: offline, then drop the token server-side too (best effort)
+    const headers = { Authorization: 'Bearer ' + S.token, 'Content-Type': 'application/json' };
+    fetch(apiUrl('/api/presence'), { method: 'PUT', headers, body: JSON.stringify({ status: 'offline' }) })
+      .catch(() => {}).then(() => fetch(apiUrl('/api/logout'), { method: 'POST', headers })).catch(() => {});
   }
   S.token = ''; ssSet(TOKEN_KEY, '');
   S.me = null; S.convs.clear(); S.detail = null; S.selected = null; S.custHist.clear();
@@ -45,10 +47,12 @@ export function logout(msg) {
   if (hadToken || msg || $('app').hidden === false) showLogin(msg);
 }
 
-export async function enterApp() {
+/** Show the console; `signedIn`: the agent has just signed in, and so is online. */
+export async function enterApp({ signedIn = false } = {}) {
   $('login-view').hidden = true; $('app').hidden = false;
   $('me-name').textContent = S.me ? (S.me.name || S.me.id || '') : '';
-  setPresenceUi(S.me && S.me.status);
+  if (signedIn && S.me && S.me.status !== 'online') setPresence('online');
+  else setPresenceUi(S.me && S.me.status);
   applyI18n();
   renderFilters(); renderList(); renderConv(); renderCust(); layoutClasses();
   const hashId = decodeURIComponent((location.hash.match(/^#c=(.+)$/) || [])[1] || '');

@@ -321,11 +321,13 @@ async def test_files_from_the_widget_and_the_console(make_daemon, http, browser)
 async def test_console_claim_transfer_close_with_keys(make_daemon, http, browser):
     d = await make_daemon().start()
     sue = await Agent(d, http, "sue").login()
+    page, watch = await console_login(browser, d)
+    await page.select_option("#presence-select", "away")  # signed in = online; away: nothing is given to alice
+    await wait_for(lambda: _status(sue, "alice", "away"), 10, message="alice away")
     ws1, _ = await visitor(http, d, "please claim me")  # nobody online: queued
     ws2, _ = await visitor(http, d, "please close me")
     conv1 = await conv_with_text(sue, "please claim me")
     conv2 = await conv_with_text(sue, "please close me")
-    page, watch = await console_login(browser, d)
 
     await page.click(".tab[data-view=queued]")
     await page.locator(f".conv-item[data-id='{conv1['id']}']").click()
