@@ -331,7 +331,9 @@ class QuickReply(Section):
     """A template an agent sends with `/q name` (console, Telegram, QQ).
 
     Variables in braces are filled from the conversation: {customer_name},
-    {agent_name}, {order_no}, {channel}, and any customer attribute."""
+    {agent_name}, {order_no} (the last order number seen), {channel}, and any
+    customer attribute; one without a value is asked of the agent, never sent
+    (aggregator/quick_replies.py)."""
     name: str = Field(pattern=r"^[\w-]{1,32}$")
     text: str | Localized
 

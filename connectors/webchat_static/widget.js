@@ -38,7 +38,7 @@ var STR = {
     placeholder: '请输入消息…', hint: 'Enter 发送 · Shift+Enter 换行', send: '发送',
     connecting: '正在连接…', reconnecting: '重新连接中…', offline: '网络已断开，恢复后将自动重连',
     sending: '发送中…', failed: '发送失败', retry: '重试', me: '我', agent: '客服', bot: '智能助手',
-    system: '系统', welcome: '您好！请问有什么可以帮您？如果是订单问题，请附上订单号。',
+    system: '系统', greeting: '您好！请问有什么可以帮您？',
     newMsg: '条新消息', tooLong: '消息过长（最多 4000 字）', subtitle: '我们通常会尽快回复',
     messages: '聊天消息', attach: '发送图片或文件', upFail: '文件上传失败', tooBig: '文件过大'
   },
@@ -47,13 +47,13 @@ var STR = {
     placeholder: 'Type a message…', hint: 'Enter to send · Shift+Enter for a new line', send: 'Send',
     connecting: 'Connecting…', reconnecting: 'Reconnecting…', offline: 'You are offline — we will reconnect automatically',
     sending: 'Sending…', failed: 'Not sent', retry: 'Retry', me: 'Me', agent: 'Agent', bot: 'Assistant',
-    system: 'System', welcome: 'Hi! How can we help? For an order question, please include your order number.',
+    system: 'System', greeting: 'Hi! How can we help you?',
     newMsg: 'new messages', tooLong: 'Message too long (max 4000 characters)', subtitle: 'We usually reply quickly',
     messages: 'Chat messages', attach: 'Send an image or file', upFail: 'Upload failed', tooBig: 'File too large'
   }
 };
 function normLang(l) { l = String(l || '').toLowerCase(); return l.indexOf('zh') === 0 ? 'zh' : (l ? 'en' : ''); }
-var cfg = { title: '', color: '', lang: '', welcome: null, bot_name: null, offline_note: null, online: null };
+var cfg = { title: '', color: '', lang: '', greeting: null, bot_name: null, offline_note: null, online: null };
 function lang() { return normLang(attr('lang')) || normLang(cfg.lang) || normLang(navigator.language) || 'en'; }
 function t(k) { var L = STR[lang()] || STR.en; return L[k] != null ? L[k] : STR.en[k]; }
 function pick(obj) { // {"zh": "...", "en": "..."} or plain string
@@ -276,7 +276,7 @@ function doRender() {
   while (list.firstChild) list.removeChild(list.firstChild);
   // the greeting stands in for kefu's welcome until that arrives (never both)
   var spoke = msgs.some(function (m) { return m.id && m.kind !== 'customer'; });
-  var all = spoke ? msgs : [{ kind: 'bot', name: pick(cfg.bot_name) || t('bot'), text: pick(cfg.welcome) || t('welcome'), local: true }].concat(msgs);
+  var all = spoke ? msgs : [{ kind: 'bot', name: pick(cfg.bot_name) || t('bot'), text: pick(cfg.greeting) || t('greeting'), local: true }].concat(msgs);
   var prevKey = '';
   all.forEach(function (m) {
     var own = m.kind === 'customer', sys = m.kind === 'system';
@@ -541,7 +541,7 @@ function loadConfig() {
     .then(function (c) {
       if (!c || typeof c !== 'object') return;
       ['title', 'color', 'lang', 'position'].forEach(function (k) { if (typeof c[k] === 'string') cfg[k] = c[k]; });
-      cfg.welcome = c.welcome || null; cfg.bot_name = c.bot_name || null;
+      cfg.greeting = c.greeting || null; cfg.bot_name = c.bot_name || null;
       if (!helloed) setPresence(c); // a live socket knows better than this (cached) answer
       cfg.max_upload = c.max_upload_bytes;
       applyLook();
