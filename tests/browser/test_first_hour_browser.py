@@ -5,26 +5,13 @@ saying why, without them).
 """
 from __future__ import annotations
 
-import json
-
-from connectors.api import sign
 from tests.browser.test_widget_console import (W, Agent, _status, browser, console_login, conv_with_text,  # noqa: F401
                                                open_page, pytestmark, visitor, widget_send)
 from tests.kefu_harness import PASSWORDS, wait_for
+from tests.test_first_hour import QUICK as API_QUICK
+from tests.test_first_hour import SITE, site_message
 
-SECRET = "first-hour-browser"
-SITE = {"webchat": {"kind": "webchat"}, "site": {"kind": "api", "secret": SECRET}}
-QUICK = [{"name": "resend", "text": {"zh": "您好{customer_name}，订单 {order_no} 的卡密已重新发送。",
-                                     "en": "Hi {customer_name}, the key of order {order_no} was sent again."}},
-         {"name": "coupon", "text": "Your coupon: {coupon_code}, {customer_name}."}]
-
-
-async def site_message(http, d, customer: str, mid: str, text: str, **extra) -> None:
-    body = json.dumps({"customer_id": customer, "message_id": mid, "text": text, **extra},
-                      ensure_ascii=False).encode()
-    async with http.post(d.url + "/api/channels/site/inbound", data=body,
-                         headers={"X-Kefu-Signature": sign(SECRET, body)}) as r:
-        assert r.status == 202, await r.text()
+QUICK = [API_QUICK[0], {"name": "coupon", "text": "Your coupon: {coupon_code}, {customer_name}."}]
 
 
 async def assignee(agent: Agent, cid: str):
