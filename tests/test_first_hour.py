@@ -209,3 +209,10 @@ async def test_quick_reply_from_a_chat_app_asks_for_what_is_missing(make_daemon,
                    message="the filled quick reply at the shop")
     agents_texts = [m["text"] for m in callback.received if "欢迎" not in m["text"]]  # the bot's welcome aside
     assert agents_texts == ["您好李四，订单 D20261123005 的卡密已重新发送。"]
+
+
+def test_the_widget_stays_one_small_file():
+    """Shops embed it with one <script> tag: no modules, and under 30 KB."""
+    widget = REPO / "connectors/webchat_static/widget.js"
+    assert widget.stat().st_size <= 30_000
+    assert not re.search(r"^\s*(import|export)\s", widget.read_text(), re.M)
