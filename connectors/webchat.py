@@ -104,7 +104,7 @@ class WebchatConnector(Connector):
         body = {"title": cfg.title.model_dump() if cfg.title else None, "color": cfg.color,
                 "lang": cfg.language, "position": cfg.position,
                 "bot_name": s.bot_name.model_dump(),
-                "greeting": _localized(s, "greeting", self.name),
+                "welcome": _localized(s, "greeting", self.name),  # the greeting before the first message
                 **await self.availability(),
                 "max_upload_bytes": s.web.max_upload_bytes}
         return web.json_response({k: v for k, v in body.items() if v is not None},

@@ -134,7 +134,7 @@ async def test_widget_hears_when_agents_come_and_go(make_daemon, http):
     assert (await ws_frames(ws2, "hello"))["online"] is False
     async with http.get(d.url + "/webchat/config.json") as r:
         config = await r.json()
-    assert config["online"] is False and config["greeting"]["en"] == "Hi! How can we help you?"
+    assert config["online"] is False and config["welcome"]["en"] == "Hi! How can we help you?"
     await alice.presence("online")
     assert (await ws_frames(ws2, "presence"))["online"] is True
     await ws.close()

@@ -53,7 +53,7 @@ var STR = {
   }
 };
 function normLang(l) { l = String(l || '').toLowerCase(); return l.indexOf('zh') === 0 ? 'zh' : (l ? 'en' : ''); }
-var cfg = { title: '', color: '', lang: '', greeting: null, bot_name: null, offline_note: null, online: null };
+var cfg = { title: '', color: '', lang: '', welcome: null, bot_name: null, offline_note: null, online: null };
 function lang() { return normLang(attr('lang')) || normLang(cfg.lang) || normLang(navigator.language) || 'en'; }
 function t(k) { var L = STR[lang()] || STR.en; return L[k] != null ? L[k] : STR.en[k]; }
 function pick(obj) { // {"zh": "...", "en": "..."} or plain string
@@ -276,7 +276,7 @@ function doRender() {
   while (list.firstChild) list.removeChild(list.firstChild);
   // the greeting stands in for kefu's welcome until that arrives (never both)
   var spoke = msgs.some(function (m) { return m.id && m.kind !== 'customer'; });
-  var all = spoke ? msgs : [{ kind: 'bot', name: pick(cfg.bot_name) || t('bot'), text: pick(cfg.greeting) || t('greeting'), local: true }].concat(msgs);
+  var all = spoke ? msgs : [{ kind: 'bot', name: pick(cfg.bot_name) || t('bot'), text: pick(cfg.welcome) || t('greeting'), local: true }].concat(msgs);
   var prevKey = '';
   all.forEach(function (m) {
     var own = m.kind === 'customer', sys = m.kind === 'system';
@@ -541,7 +541,7 @@ function loadConfig() {
     .then(function (c) {
       if (!c || typeof c !== 'object') return;
       ['title', 'color', 'lang', 'position'].forEach(function (k) { if (typeof c[k] === 'string') cfg[k] = c[k]; });
-      cfg.greeting = c.greeting || null; cfg.bot_name = c.bot_name || null;
+      cfg.welcome = c.welcome || null; cfg.bot_name = c.bot_name || null;
       if (!helloed) setPresence(c); // a live socket knows better than this (cached) answer
       cfg.max_upload = c.max_upload_bytes;
       applyLook();
