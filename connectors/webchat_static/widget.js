@@ -478,7 +478,7 @@ function handleFrame(f) {
     case 'ack': if (f.client_msg_id) onAck(String(f.client_msg_id), f.id); break;
     case 'error':
       if (f.retry) { try { ws.close(); } catch (e) {} break; } // kefu is busy: reconnect, resend the outbox
-      showError(f.error || f.message || 'error');
+      showError(pick(f.text) || f.error || 'error'); // text: {zh, en} when kefu words it for visitors
       if (f.client_msg_id) { // the server refused this message for good
         var cid = String(f.client_msg_id); dropOutbox(cid);
         msgs.forEach(function (m) { if (m.cid === cid) { m.pending = false; m.failed = true; } });
