@@ -9,8 +9,8 @@ acted: console, api, telegram or qq.
 from __future__ import annotations
 
 import secrets
-import string
 
+from aggregator import quick_replies
 from aggregator.config import AgentConfig, Settings
 from routing import permissions
 from routing.permissions import SUPERVISOR
@@ -31,8 +31,26 @@ REFUSALS = {
 }
 
 
+class Unfilled(ConversationError):
+    """A reply would send a variable's raw braces: the agent must give its value first."""
+
+    def __init__(self, missing: list[str], quick_reply: str = ""):
+        super().__init__("unfilled_variable")
+        self.missing = missing
+        self.quick_reply = quick_reply
+
+    def sentence(self) -> str:
+        names = ", ".join(self.missing)
+        if self.quick_reply:
+            given = " ".join(f"{v}=..." for v in self.missing)
+            return f"quick reply {self.quick_reply} needs {names}: send /q {self.quick_reply} {given}"
+        return "fill in " + ", ".join("{" + v + "}" for v in self.missing) + " before sending"
+
+
 def refusal(exc: ConversationError) -> tuple[int, str]:
     """HTTP status and a sentence for an agent, for a refused action."""
+    if isinstance(exc, Unfilled):
+        return 400, exc.sentence()
     status, message = REFUSALS.get(exc.code, (409, exc.code))
     if exc.code == "owned" and exc.owner:
         message = f"conversation is owned by {exc.owner}; ask them or a supervisor to transfer it"
@@ -74,16 +92,22 @@ class AgentActions:
     async def reply(self, agent: AgentConfig, cid: str, text: str, via: str = "console",
                     attachments: list[dict] | None = None) -> dict:
         """Store and queue a reply; raises ConversationError. `via` records the app used
-        (never shown to the customer).  `/q name` sends the quick reply `name`.
+        (never shown to the customer).  `/q name [variable=value ...]` sends the quick
+        reply `name`; a variable left without a value refuses the reply (Unfilled).
         `attachments`: descriptions from storage/attachments.py."""
         async def work() -> dict:
             nonlocal text
             conv = await self._may_act(agent, cid)
             if text.startswith("/q "):
-                expanded = self.quick_reply_text(text[3:].strip(), conv, agent)
-                if expanded is None:
+                name, given = quick_replies.parse_command(text[3:])
+                filled = quick_replies.expand(self.settings, name, conv, agent, given)
+                if filled is None:
                     raise ConversationError("unknown_quick_reply")
-                text = expanded
+                if filled.missing:
+                    raise Unfilled(filled.missing, name)
+                text = filled.text
+            elif missing := quick_replies.unfilled(self.settings, text):
+                raise Unfilled(missing)
             msg, view = await self.store.reply(cid, agent.id, agent.name, self.may_override(agent), text,
                                                attachments, via=via)
             await self.store.publish({"type": "message", "conversation_id": cid, "message": msg},
@@ -138,19 +162,6 @@ class AgentActions:
         await self.audit.record(agent.id, action, via=via, conversation=cid, detail=detail)
         return result
 
-    def quick_reply_text(self, name: str, conv: dict, agent: AgentConfig) -> str | None:
-        """The quick reply `name` expanded for this conversation, or None if unknown."""
-        qr = next((q for q in self.settings.quick_replies if q.name == name), None)
-        if qr is None:
-            return None
-        text = qr.text if isinstance(qr.text, str) else (
-            qr.text.en if (conv["customer"].get("language") or "zh").startswith("en") else qr.text.zh)
-        attrs = conv["customer"].get("attributes") or {}
-        values = {**{k: str(v) for k, v in attrs.items()}, "customer_name": conv["customer"].get("name") or "",
-                  "agent_name": agent.name, "channel": conv["channel"],
-                  "order_no": str(attrs.get("order_no") or conv.get("order_no") or "")}
-        return string.Formatter().vformat(text, (), _Defaulting(values))
-
     # -- linking a chat-app account to an agent ---------------------------------
     async def create_link_code(self, agent: AgentConfig, ttl: int = 600) -> str:
         code = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(8))
@@ -184,9 +195,3 @@ class AgentActions:
         await self.store.publish({"type": "conversation", "conversation": conv})
         return conv
 
-
-class _Defaulting(dict):
-    """Unknown template variables stay visible as {name} instead of raising."""
-
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"

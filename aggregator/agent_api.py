@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from aggregator import files
+from aggregator import files, quick_replies
 from aggregator.agent_actions import AgentActions, refusal
 from aggregator.auth import Auth, token_hash
 from aggregator.config import AgentConfig, Settings
@@ -108,6 +108,7 @@ class AgentApi:
             web.post(c + "/close", self.close),
             web.get("/api/events", self.events),
             web.get("/api/quick_replies", self.quick_replies),
+            web.get(c + "/quick_replies", self.conversation_quick_replies),
             web.get("/api/roles", self.roles),
             web.post("/api/link_code", self.link_code),
         ]
@@ -304,6 +305,18 @@ class AgentApi:
             texts = {"zh": q.text, "en": q.text} if isinstance(q.text, str) else q.text.model_dump()
             out.append({"name": q.name, "text": texts[lang], "texts": texts})
         return web.json_response({"quick_replies": out})
+
+    async def conversation_quick_replies(self, request: web.Request) -> web.Response:
+        """Each quick reply filled for this conversation: {"quick_replies": [{name, text,
+        missing}]} — `missing` names the variables the agent must give before sending."""
+        try:
+            conv = await self.actions.view(request["agent"], request.match_info["id"], via=via(request),
+                                           messages=False)
+        except ConversationError as exc:
+            return _refusal(exc)
+        filled = quick_replies.for_conversation(self.settings, conv, request["agent"])
+        return web.json_response({"quick_replies": [{"name": f.name, "text": f.text, "missing": f.missing}
+                                                    for f in filled]})
 
     async def link_code(self, request: web.Request) -> web.Response:
         """A one-time code the agent sends to the Telegram / QQ bot (`/link CODE`) to link that account."""

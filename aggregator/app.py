@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from aggregator import config as config_mod
+from aggregator import startup_notice
 from aggregator import web as web_mod
 from aggregator.agent_actions import AgentActions
 from aggregator.agent_api import AgentApi
@@ -126,6 +127,7 @@ class Kefu:
             raise StartupError(f"cannot listen on {s.web.listen}: {exc.strerror or exc}") from None
         log.info("listening", extra={"listen": s.web.listen, "redis": "embedded" if self.embedded else "url",
                                      "channels": sorted(self.connectors)})
+        startup_notice.announce(s)
         work_stop = asyncio.Event()
         tasks = [
             asyncio.create_task(self.router.run(work_stop), name="router"),
@@ -223,6 +225,7 @@ class Kefu:
         await self.sync_agents()
         await self.router.drain()
         log.info("config reloaded", extra={"agents": len(new.agents)})
+        startup_notice.warn_demo_secrets(new)
 
     # -- state dir lock (embedded Redis belongs to one kefu) -------------------
     def _lock_state_dir(self) -> None:

@@ -9,12 +9,14 @@ not set is an error naming it.
 """
 from __future__ import annotations
 
+import difflib
 import io
 import ipaddress
 import os
 import re
+import types
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, SecretStr,
                       ValidationError, field_validator, model_validator)
@@ -38,20 +40,33 @@ class Localized(Section):
 
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|[smhd]?)\s*")
 
 
 def _seconds(v: Any) -> Any:
-    """'90s', '5m', '2h', '1d' or a number of seconds."""
+    """'500ms', '90s', '15m', '12h', '90d' or a plain number of seconds."""
     if isinstance(v, str):
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", v)
+        m = _DURATION.fullmatch(v)
         if not m:
-            raise ValueError("must be a duration like 90s, 5m, 2h, 1d")
+            raise ValueError("must be a duration like 30s, 15m, 12h, 90d (or a number of seconds)")
         return float(m.group(1)) * _UNITS[m.group(2) or "s"]
     return v
 
 
+def _milliseconds(v: Any) -> Any:
+    """A duration given in milliseconds when it is a plain number ('2s' = 2000)."""
+    if isinstance(v, str) and not re.fullmatch(r"\s*\d+(\.\d+)?\s*", v):
+        return round(_seconds(v) * 1000)
+    return v
+
+
+# Every duration in the file: a plain number of seconds, or 30s / 15m / 12h / 90d.
 Duration = Annotated[float, BeforeValidator(_seconds), Field(ge=0)]
+PositiveDuration = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
+# ... kept as whole seconds where Redis expiries use them.
+WholeSeconds = Annotated[int, BeforeValidator(_seconds)]
+Milliseconds = Annotated[int, BeforeValidator(_milliseconds)]
 
 
 class LogConfig(Section):
@@ -80,7 +95,7 @@ class WebConfig(Section):
     listen: str = "127.0.0.1:8080"  # host:port of the HTTP server (chat, console, API)
     max_text_length: int = Field(4000, ge=1)  # longer customer or agent text → 413
     max_body_bytes: int = Field(1 << 20, ge=1024)  # larger request bodies → 413
-    token_ttl: int = Field(12 * 3600, ge=1)  # seconds an agent login stays valid
+    token_ttl: WholeSeconds = Field(12 * 3600, ge=1)  # how long an agent login stays valid
     # Files customers and agents send (images, documents): largest accepted, and how
     # long kefu keeps them (they live in Redis, served at /files/<id>).
     max_upload_bytes: int = Field(10 << 20, ge=1024)
@@ -134,11 +149,11 @@ class WebConfig(Section):
 
 class BusConfig(Section):
     batch: int = Field(100, ge=1, le=10000)  # entries read per XREADGROUP
-    block_ms: int = Field(1000, ge=10, le=10000)  # how long a reader blocks waiting
-    claim_idle: float = Field(30.0, gt=0)  # s before a live consumer's pending entry is taken over
-    heartbeat_ttl: float = Field(15.0, gt=0)  # s without heartbeat before a process counts as dead
-    dedupe_ttl: int = Field(3 * 86400, ge=60)  # s a platform message id is remembered
-    trim_interval: float = Field(10.0, gt=0)  # s between stream trims
+    block_ms: Milliseconds = Field(1000, ge=10, le=10000)  # how long a reader blocks waiting (ms, or 1s)
+    claim_idle: PositiveDuration = 30.0  # before a live consumer's pending entry is taken over
+    heartbeat_ttl: PositiveDuration = 15.0  # without heartbeat a process counts as dead
+    dedupe_ttl: WholeSeconds = Field(3 * 86400, ge=60)  # how long a platform message id is remembered
+    trim_interval: PositiveDuration = 10.0  # between stream trims
 
 
 def _rate(v: Any) -> Any:
@@ -198,8 +213,11 @@ class LimitsConfig(Section):
 DEFAULT_KEYWORDS = {
     "finance": ["退款", "退钱", "支付失败", "付款失败", "扣款", "充值失败", "发票", "refund", "payment failed",
                 "charged twice", "invoice"],
-    "aftersales": ["卡密", "没收到", "未收到", "激活失败", "无法激活", "不能用", "无效", "补发", "not received",
-                   "didn't receive", "activation failed", "invalid key", "doesn't work", "resend"],
+    "aftersales": ["卡密", "没收到", "未收到", "没到", "激活失败", "无法激活", "不能用", "无效", "补发",
+                   "card key", "license key", "not received", "never received", "didn't receive", "didn’t receive",
+                   "did not receive", "haven't received", "haven’t received", "never arrived", "not arrived",
+                   "didn't arrive", "didn’t arrive", "hasn't arrived", "hasn’t arrived", "not delivered",
+                   "activation failed", "invalid key", "doesn't work", "doesn’t work", "not working", "resend"],
     "presales": ["价格", "多少钱", "批发", "优惠", "有货", "库存", "price", "how much", "wholesale", "discount",
                  "in stock"],
     "dispute": ["投诉", "纠纷", "骗子", "报警", "举报", "chargeback", "scam", "fraud", "complaint", "dispute"],
@@ -219,7 +237,7 @@ class RouterConfig(Section):
     sticky: bool = True  # prefer the agent who served this customer last
     vip_agents: list[str] = []  # when set, VIP conversations go only to these agents
     auto_away_after: Duration = 900.0  # online agents idle this long become away (0 = never)
-    drain_interval: float = Field(1.0, gt=0)  # s between sweeps that assign waiting conversations
+    drain_interval: PositiveDuration = 1.0  # between sweeps that assign waiting conversations
     position_updates: Duration = 60.0  # at most one queue-position message per conversation per this
 
 
@@ -295,7 +313,7 @@ class ApiChannel(Section):
     secret: SecretStr  # HMAC-SHA256 key for X-Kefu-Signature, both directions
     callback_url: HttpUrl | None = None  # replies are POSTed here
     role: str | None = None
-    callback_timeout: float = Field(10.0, gt=0)
+    callback_timeout: PositiveDuration = 10.0
     retries: int = Field(5, ge=0)  # attempts per delivery before it waits for the next round
 
 
@@ -386,14 +404,16 @@ class QuickReply(Section):
     """A template an agent sends with `/q name` (console, Telegram, QQ).
 
     Variables in braces are filled from the conversation: {customer_name},
-    {agent_name}, {order_no}, {channel}, and any customer attribute."""
+    {agent_name}, {order_no} (the last order number seen), {channel}, and any
+    customer attribute; one without a value is asked of the agent, never sent
+    (aggregator/quick_replies.py)."""
     name: str = Field(pattern=r"^[\w-]{1,32}$")
     text: str | Localized
 
 
 class SupervisorConfig(Section):
-    restart_initial: float = Field(1.0, gt=0)  # s before the first restart of a failed connector
-    restart_max: float = Field(60.0, gt=0)  # backoff doubles up to this
+    restart_initial: PositiveDuration = 1.0  # before the first restart of a failed connector
+    restart_max: PositiveDuration = 60.0  # backoff doubles up to this
 
 
 class Settings(Section):
@@ -536,6 +556,8 @@ def parse(text: str, source: str = "config.yaml") -> Settings:
                     loc = _parse_path(path)
                     problems.append(f"{source}:{_line_of(tree, loc)}: {_fmt(loc)}: {text}")
                 continue
+            if err["type"] == "extra_forbidden":
+                msg = _unknown_key(tuple(err["loc"]))
             problems.append(f"{source}:{_line_of(tree, loc)}: {_fmt(loc)}: {msg}")
     if problems:
         raise ConfigError(problems)
@@ -570,6 +592,55 @@ def _parse_path(dotted: str) -> tuple:
 
 
 _UNION_TAGS = {"webchat", "api", "telegram", "qq", "plugin"}
+
+
+def _unknown_key(loc: tuple) -> str:
+    """'unknown key `chanels` — did you mean `channels`?' for a key no model has."""
+    key, known = str(loc[-1]), _keys_at(loc[:-1])
+    near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if near:
+        return f"unknown key `{key}` — did you mean `{near[0]}`?"
+    return f"unknown key `{key}`" + (f" (keys here: {', '.join(sorted(known))})" if known else "")
+
+
+def _keys_at(loc: tuple) -> list[str]:
+    """The keys the schema knows at a pydantic error location (tags of unions included)."""
+    node: Any = Settings
+    for part in loc:
+        node = _child(node, part)
+        if node is None:
+            return []
+    node = _plain(node)
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        return [f.alias or name for name, f in node.model_fields.items()]
+    return []
+
+
+def _plain(t: Any) -> Any:
+    """`t` without Annotated[...] and `| None`."""
+    while True:
+        if get_origin(t) is Annotated:
+            t = get_args(t)[0]
+        elif get_origin(t) in (Union, types.UnionType) and type(None) in get_args(t) and len(get_args(t)) == 2:
+            t = next(a for a in get_args(t) if a is not type(None))
+        else:
+            return t
+
+
+def _child(t: Any, part: Any) -> Any:
+    t = _plain(t)
+    if isinstance(t, type) and issubclass(t, BaseModel):
+        return next((f.annotation for name, f in t.model_fields.items() if part in (name, f.alias)), None)
+    if get_origin(t) is dict:
+        return get_args(t)[1]
+    if get_origin(t) is list:
+        return get_args(t)[0]
+    if get_origin(t) in (Union, types.UnionType):  # a channel: pydantic names the `kind` it tried
+        for member in map(_plain, get_args(t)):
+            kind = getattr(member, "model_fields", {}).get("kind")
+            if kind is not None and get_args(kind.annotation) == (part,):
+                return member
+    return None
 
 
 def _yaml_path(tree: Any, loc: tuple) -> tuple:

@@ -7,6 +7,15 @@ the process holding the visitor's socket writes it; a reply nobody could
 write yet waits in a short per-visitor list and is written on reconnect
 (the full history is sent on every resume too, and ids let the widget drop
 what it already shows).
+
+Whether a human can answer follows presence live.  The hello frame says it
+(`online`, `offline_note`); after that every process listens to the agents'
+live events and, when the answer for this channel changes (an agent goes
+online, away or offline; a role's working hours begin or end), pushes
+`{"type": "presence", "online": ..., "offline_note": {...}}` to the widgets
+it holds whose answer it changes — a push rather than widgets polling, so
+thousands of open shop pages cost nothing while nobody's presence changes,
+and a frame only when something changed.
 """
 from __future__ import annotations
 
@@ -37,6 +46,7 @@ VISITOR_TTL = 90 * 86400  # a token unused this long counts as a new visitor aga
 TOO_FAST = {"zh": "您发送得太快了，请 {s} 秒后再试。", "en": "You are sending too fast. Please try again in {s} s."}
 TOO_MANY_VISITORS = {"zh": "来自您网络的新访客过多，请 {s} 秒后再试。",
                      "en": "Too many new visitors from your network. Please try again in {s} s."}
+PRESENCE_RECHECK = 30.0  # s: working hours begin and end without any event
 _CORS = {"Access-Control-Allow-Origin": "*"}
 STATIC = resources.files("connectors") / "webchat_static"
 
@@ -57,6 +67,8 @@ class WebchatConnector(Connector):
         self.sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
         self.keys = ctx.bus.keys
         self.limiter = RateLimiter(ctx.bus.redis, self.keys)
+        self._presence_task: asyncio.Task | None = None
+        ctx.fanout.subscribe(self.keys.agent_events, self._on_live_event)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -93,22 +105,57 @@ class WebchatConnector(Connector):
                                                  "Access-Control-Max-Age": "86400"})
 
     async def widget_config(self, request: web.Request) -> web.Response:
-        """What the widget shows before the first message: title, colour, welcome, whether
+        """What the widget shows before the first message: title, colour, greeting, whether
         anyone is online.  Readable from any shop domain (CORS)."""
         s, cfg = self.ctx.settings, self.config
-        online = bool(await self.ctx.bus.redis.scard(self.keys.agents_online))
-        role = cfg.role or s.router.default_role
-        closed = {lang: self.ctx.actions.router.off_hours_text(role, lang, self.name) for lang in ("zh", "en")}
         body = {"title": cfg.title.model_dump() if cfg.title else None, "color": cfg.color,
-                "lang": cfg.language, "position": cfg.position, "online": online,
+                "lang": cfg.language, "position": cfg.position,
                 "bot_name": s.bot_name.model_dump(),
-                "welcome": _localized(s, "welcome", self.name),
-                "offline_note": closed if closed["zh"] else _localized(s, "nobody_online", self.name),
+                "welcome": _localized(s, "greeting", self.name),  # the greeting before the first message
+                **await self.availability(),
                 "max_upload_bytes": s.web.max_upload_bytes}
-        if closed["zh"]:
-            body["online"] = False  # outside working hours: say when a human will answer
         return web.json_response({k: v for k, v in body.items() if v is not None},
                                  headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "max-age=30"})
+
+    async def availability(self) -> dict[str, Any]:
+        """{"online": can a human answer now, "offline_note": what to tell the visitor if not}.
+        A channel with a fixed role needs someone of that role (or its fallback) online;
+        otherwise anyone; outside the role's working hours nobody is."""
+        s = self.ctx.settings
+        role = self.config.role or ""
+        closed = {lang: self.ctx.actions.router.off_hours_text(role or s.router.default_role, lang, self.name)
+                  for lang in ("zh", "en")}
+        if closed["zh"]:  # outside working hours: say when a human will answer
+            return {"online": False, "offline_note": closed}
+        online = {m.decode() for m in await self.ctx.bus.redis.smembers(self.keys.agents_online)}
+        if role:
+            roles = {role, s.roles[role].fallback if role in s.roles else None}
+            online = {a.id for a in s.agents if a.id in online and roles & set(a.roles)}
+        return {"online": bool(online), "offline_note": _localized(s, "nobody_online", self.name)}
+
+    async def _on_live_event(self, data: bytes) -> None:
+        if b'"type": "agent"' in data and self.sockets:
+            await self._push_availability()
+
+    async def _push_availability(self) -> None:
+        """Tell this process's widgets that were told otherwise whether a human can answer."""
+        now = await self.availability()
+        told = [ws for group in list(self.sockets.values()) for ws in group if ws.get("availability") != now]
+        for ws in told:
+            ws["availability"] = now
+        await asyncio.gather(*(_send_json(ws, {"type": "presence", **now}) for ws in told))
+
+    async def start(self) -> None:
+        self._presence_task = asyncio.create_task(self._watch_availability(), name=f"{self.name}-presence")
+
+    async def _watch_availability(self) -> None:
+        while True:
+            await asyncio.sleep(PRESENCE_RECHECK)
+            if self.sockets:
+                try:
+                    await self._push_availability()
+                except (RedisConnectionError, RedisTimeoutError):
+                    pass  # Redis away: the next round tells the widgets
 
     def static_file(self, name: str, content_type: str):
         async def handler(request: web.Request) -> web.Response:
@@ -122,6 +169,8 @@ class WebchatConnector(Connector):
 
     async def stop(self) -> None:
         """Close visitors' sockets (1001): their widgets reconnect to a running kefu."""
+        if self._presence_task is not None:
+            self._presence_task.cancel()
         sockets = [ws for group in self.sockets.values() for ws in group]
         await asyncio.gather(*(ws.close(code=1001, message=b"server restarting") for ws in sockets),
                              return_exceptions=True)
@@ -167,7 +216,8 @@ class WebchatConnector(Connector):
             return ws
         store = self.ctx.store
         cid = await store.current_for_customer(self.name, customer) if resumed else None
-        await _send_json(ws, {"type": "hello", "visitor_token": token, "conversation_id": cid})
+        ws["availability"] = await self.availability()
+        await _send_json(ws, {"type": "hello", "visitor_token": token, "conversation_id": cid, **ws["availability"]})
         try:
             if cid:
                 await self._resume(ws, customer, cid)

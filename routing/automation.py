@@ -1,6 +1,7 @@
 """Automatic messages to customers: the templates and the language they are in.
 
-Every template exists in Chinese and English.  config.yaml's `messages:` may
+Every template exists in Chinese and English; Chinese text uses full-width
+punctuation (，！？：).  config.yaml's `messages:` may
 override one by name for everyone, or as `name@channel` / `name@role` for one
 channel or role (checked in that order).  Unknown variables stay visible as
 {name} rather than failing.
@@ -14,46 +15,50 @@ from typing import Any
 from aggregator.config import Settings
 
 DEFAULTS: dict[str, dict[str, str]] = {
+    "greeting": {  # the web chat widget, before the visitor has written
+        "zh": "您好！请问有什么可以帮您？",
+        "en": "Hi! How can we help you?",
+    },
     "welcome": {
-        "zh": "您好{customer_name_suffix},欢迎咨询!我们已收到您的消息。",
+        "zh": "您好{customer_name_suffix}，欢迎咨询！我们已收到您的消息。",
         "en": "Hello{customer_name_suffix}, thanks for contacting us! We have your message.",
     },
     "menu": {
-        "zh": "请回复数字选择服务:\n{menu}",
+        "zh": "请回复数字选择服务：\n{menu}",
         "en": "Reply with a number to choose:\n{menu}",
     },
     "ask_order": {
-        "zh": "如果是订单问题,请发送订单号,方便我们更快为您处理。",
+        "zh": "如果是订单问题，请发送订单号，方便我们更快为您处理。",
         "en": "If this is about an order, please send the order number so we can help faster.",
     },
     "routed": {
-        "zh": "已为您转接{role_name},请稍候。",
+        "zh": "已为您转接{role_name}，请稍候。",
         "en": "You are now with {role_name}; please hold on.",
     },
     "off_hours": {
-        "zh": "现在是非工作时间,人工客服将于 {next_open} 上线回复您。您可以先留言,我们会按顺序处理。",
+        "zh": "现在是非工作时间，人工客服将于 {next_open} 上线回复您。您可以先留言，我们会按顺序处理。",
         "en": "We are outside working hours; an agent will reply from {next_open}. "
               "Leave your message and we will handle it in order.",
     },
     "nobody_online": {
-        "zh": "目前暂无客服在线。请直接留言,您的留言已记录为工单,客服上线后会优先处理。",
+        "zh": "目前暂无客服在线。请直接留言，您的留言已记录为工单，客服上线后会优先处理。",
         "en": "No agent is online right now. Please leave a message: it is recorded as a ticket "
               "and will be handled first when an agent is back.",
     },
     "queue_position": {
-        "zh": "客服正在忙,您当前排在第 {position} 位,请稍候。",
+        "zh": "客服正在忙，您当前排在第 {position} 位，请稍候。",
         "en": "All agents are busy; you are number {position} in line.",
     },
     "human": {
-        "zh": "正在为您转接人工客服,请稍候。",
+        "zh": "正在为您转接人工客服，请稍候。",
         "en": "Connecting you to a human agent, please hold on.",
     },
     "holding": {
-        "zh": "您的问题已记录,请稍等,客服正在处理中。",
+        "zh": "您的问题已记录，请稍等，客服正在处理中。",
         "en": "Your question is noted; please wait a moment, an agent is on it.",
     },
     "closed": {
-        "zh": "本次会话已结束,感谢您的咨询!如有其他问题,欢迎随时联系我们。",
+        "zh": "本次会话已结束，感谢您的咨询！如有其他问题，欢迎随时联系我们。",
         "en": "This conversation is now closed. Thank you for contacting us!",
     },
 }

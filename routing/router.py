@@ -304,8 +304,8 @@ class Router:
         cal = self.calendar(role)
         return cal.next_open(datetime.fromtimestamp(now, timezone.utc)) if cal else None
 
-    def _bot_name(self) -> str:
-        return self.settings.bot_name.zh
+    def _bot_name(self) -> dict[str, str]:
+        return self.settings.bot_name.model_dump()
 
     async def closed_message(self, conv: dict) -> None:
         """The close message, in the customer's language, on their channel."""

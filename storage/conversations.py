@@ -167,9 +167,11 @@ class ConversationStore:
             out.append((item["cid"], bool(item["fresh"]), bool(item["created"]), bool(item["changed"]), view))
         return out, set(res["online_roles"] or ())
 
-    async def bot_messages(self, items: list[tuple[dict, str, str, str, str]], sender_name: str,
+    async def bot_messages(self, items: list[tuple[dict, str, str, str, str]], sender_names: dict[str, str],
                            now: float) -> int:
         """Automatic messages: (conversation view, message id, text, field to set, value).
+        `sender_names` is the bot's name by language ({"zh": ..., "en": ...}): each
+        customer sees it in their conversation's language.
 
         A message id derived from what caused it makes a replay send nothing twice."""
         if not items:
@@ -177,9 +179,10 @@ class ConversationStore:
         pipe = self.redis.pipeline(transaction=False)
         published = []
         for conv, mid, text, field, value in items:
+            lang = "en" if (conv["customer"].get("language") or "").startswith("en") else "zh"
             ev = Event(id=mid, channel=conv["channel"], channel_kind=conv["channel_kind"], direction="out",
                        customer_id=conv["customer"]["id"], text=text, conversation_id=conv["id"],
-                       sender_kind="bot", sender_id="bot", sender_name=sender_name, ts=now)
+                       sender_kind="bot", sender_id="bot", sender_name=sender_names[lang], ts=now)
             await self._scripts["bot_message"](
                 args=[self.p, conv["id"], mid, ev.encode(), f"{now:.6f}", self.keys.outbound(ev.channel),
                       field, value], client=pipe)

@@ -31,7 +31,7 @@ def test_check_config_names_path_and_line(tmp_path):
     )
     res = run_cli("check-config", str(bad))
     assert res.returncode == 2
-    assert f"{bad}:3: web.lissen: Extra inputs are not permitted" in res.stderr
+    assert f"{bad}:3: web.lissen: unknown key `lissen` — did you mean `listen`?" in res.stderr
     assert f"{bad}:7: agents[0].password: environment variable NOT_SET_ANYWHERE is not set" in res.stderr
     assert f"{bad}:9: channels.site.secret: Field required" in res.stderr
     assert "Traceback" not in res.stderr

@@ -378,8 +378,11 @@ async def test_agents_answer_from_private_qq(make_daemon, http):
     who = await fake.wait_for_sent(sent_to(fake, 40001, "tier"), timeout=10)
     assert "webchat" in who["text"] and "还没到账" in who["text"]
     await fake.inject_private_message(40001, [Seg.reply(relayed["message_id"]), Seg.text("/q resent")])
+    await fake.wait_for_sent(sent_to(fake, 40001, "needs customer_name"), timeout=10)  # never sent blank
+    await fake.inject_private_message(40001, [Seg.reply(relayed["message_id"]),
+                                              Seg.text("/q resent customer_name=王先生")])
     frame = await ws_message(ws)
-    assert frame["text"].endswith("您好,卡密已补发") and frame["sender"]["name"] == "Alice"
+    assert frame["text"] == "王先生 您好,卡密已补发" and frame["sender"]["name"] == "Alice"
     # Alice's own QQ replies are not echoed back to her.
     assert not [s for s in fake.sent if s["user_id"] == 40001
                 and s["text"].startswith((f"#{tag} Alice: 马上为您补发", f"#{tag} Alice: 请稍等"))]
