@@ -16,6 +16,8 @@ connector_up = Gauge("kefu_connector_up", "1 while the connector runs", ["channe
 stream_length = Gauge("kefu_stream_length", "Entries in a stream", ["stream"], registry=registry)
 queue_length = Gauge("kefu_queue_length", "Conversations waiting for an agent", registry=registry)
 open_conversations = Gauge("kefu_open_conversations", "Open conversations", registry=registry)
+parked = Counter("kefu_parked", "Entries parked because they could not be processed (see `kefu parked`)",
+                 ["stage"], registry=registry)
 agents_online = Gauge("kefu_agents_online", "Agents online", registry=registry)
 
 

@@ -2,7 +2,9 @@
 
 A connector that raises — on start, or on send with anything but a
 DeliveryError — is stopped and started again after an exponential backoff;
-the others are never touched.  Each reply is marked sent right after the
+the others are never touched; a reply whose send raises that way
+CRASHES_BEFORE_PARK times is parked (storage/bus.py), so it cannot keep the
+connector in a restart loop.  Each reply is marked sent right after the
 platform took it and acknowledged after that, so a restart or a claim by
 another process resends only what was not yet handed over (and a resend
 carries the same message id).
@@ -23,12 +25,15 @@ from typing import Iterable
 
 from aggregator.config import Settings
 from connectors.base import Connector, DeliveryError
-from storage.bus import Bus, StreamConsumer, sleep_or_stop
+from storage.bus import Bus, StreamConsumer, park_reason, sleep_or_stop, transient
 from storage.events import Event
 
 log = logging.getLogger("kefu.supervisor")
 
 GROUP = "connector"
+STAGE = "delivery"  # parked replies are counted under it
+CRASHES_BEFORE_PARK = 3  # sends of one reply that raise unexpectedly before it is parked
+FAILING_AFTER = 3  # deliveries failing in a row before /healthz reports the channel
 SENT_TTL = 7 * 86400
 
 
@@ -41,6 +46,9 @@ class Supervisor:
         self._tried: set[str] = set()
         self.sent = defaultdict(int)
         self.failed = defaultdict(int)
+        # channel -> (deliveries failed in a row, the last error): see delivery_problem
+        self.failing: dict[str, tuple[int, str | None]] = defaultdict(lambda: (0, None))
+        self._crashes: dict[str, int] = {}  # outbound stream id -> sends that raised unexpectedly
         # channel -> conversation -> (stream id of its reply that failed, when it last failed)
         self._held: dict[str, dict[str | None, tuple[str, float]]] = defaultdict(dict)
 
@@ -71,7 +79,7 @@ class Supervisor:
                     lambda batch, c=conn: self._deliver(c, batch),
                     batch=min(self.settings.bus.batch, 50), block_ms=self.settings.bus.block_ms,
                     claim_idle_ms=int(self.settings.bus.claim_idle * 1000),
-                    heartbeat_ttl=self.settings.bus.heartbeat_ttl,
+                    heartbeat_ttl=self.settings.bus.heartbeat_ttl, stage=STAGE,
                 )
                 await consumer.run(stop)
                 delay = cfg.restart_initial
@@ -92,6 +100,24 @@ class Supervisor:
                 continue
         await self._stop(conn)
         conn.state = "stopped"
+
+    def delivery_problem(self, channel: str) -> str | None:
+        """Why the channel's replies keep failing, once FAILING_AFTER in a row have."""
+        count, error = self.failing[channel]
+        return f"{count} deliveries failed in a row: {error}" if count >= FAILING_AFTER else None
+
+    async def _crashed_too_often(self, conn: Connector, sid: str, ev: Event, exc: Exception) -> bool:
+        """Count a send that raised something unexpected; after CRASHES_BEFORE_PARK for
+        one reply it is parked (True), so it cannot restart the connector forever."""
+        n = self._crashes[sid] = self._crashes.get(sid, 0) + 1
+        if n < CRASHES_BEFORE_PARK:
+            return False
+        del self._crashes[sid]
+        reason = park_reason(exc)
+        log.error("reply parked: sending it keeps failing", extra={
+            "channel": conn.name, "message_id": ev.id, "error": reason, "attempts": n})
+        await self.bus.park(self.bus.keys.outbound(conn.name), sid, reason, ev.encode(), STAGE)
+        return True
 
     async def _stop(self, conn: Connector) -> None:
         try:
@@ -128,8 +154,9 @@ class Supervisor:
                     await conn.send(ev)
                 except DeliveryError as exc:
                     self.failed[conn.name] += 1
+                    self.failing[conn.name] = (self.failing[conn.name][0] + 1, str(exc)[:300])
                     if exc.permanent:
-                        await self.bus.park(keys.outbound(conn.name), sid, str(exc), ev.encode())
+                        await self.bus.park(keys.outbound(conn.name), sid, str(exc), ev.encode(), STAGE)
                         held.pop(cid, None)
                         done.append(sid)
                         continue
@@ -137,6 +164,13 @@ class Supervisor:
                         "channel": conn.name, "message_id": ev.id, "error": str(exc)})
                     held[cid] = (sid, time.monotonic())
                     return  # later replies of this conversation wait behind it
+                except Exception as exc:
+                    if transient(exc) or not await self._crashed_too_often(conn, sid, ev, exc):
+                        raise  # the connector is restarted, and the reply tried again
+                    held.pop(cid, None)
+                    done.append(sid)
+                    continue
+                self.failing[conn.name] = (0, None)
                 held.pop(cid, None)
                 await r.set(keys.sent(ev.id), "1", ex=SENT_TTL)
                 self.sent[conn.name] += 1
