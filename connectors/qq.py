@@ -688,8 +688,11 @@ class QQConnector(Connector):
         deadline = loop.time() + 5.0
         while True:
             changed = self._changed
+            # Counted before the read: a send that settles while the read is on its way
+            # may have remembered the id just after it; then read again (it notified).
+            in_flight = self._unsettled
             raw = await self.redis.get(key)
-            if raw or not self._unsettled or loop.time() >= deadline:
+            if raw or not in_flight or loop.time() >= deadline:
                 break
             try:
                 await asyncio.wait_for(changed.wait(), max(0.0, deadline - loop.time()))
