@@ -2,9 +2,10 @@
 
 A connector that raises — on start, or on send with anything but a
 DeliveryError — is stopped and started again after an exponential backoff;
-the others are never touched; a reply whose send raises that way
-CRASHES_BEFORE_PARK times is parked (storage/bus.py), so it cannot keep the
-connector in a restart loop.  Each reply is marked sent right after the
+the others are never touched.  A reply whose send keeps raising that way stops
+restarting the connector after CRASHES_BEFORE_PARK tries and waits for the retry
+rounds; once other replies of the channel go out meanwhile, it is the reply that
+breaks `send()`, and it is parked (storage/bus.py).  Each reply is marked sent right after the
 platform took it and acknowledged after that, so a restart or a claim by
 another process resends only what was not yet handed over (and a resend
 carries the same message id).
@@ -32,7 +33,7 @@ log = logging.getLogger("kefu.supervisor")
 
 GROUP = "connector"
 STAGE = "delivery"  # parked replies are counted under it
-CRASHES_BEFORE_PARK = 3  # sends of one reply that raise unexpectedly before it is parked
+CRASHES_BEFORE_PARK = 3  # sends of one reply that raise unexpectedly before it can be parked
 FAILING_AFTER = 3  # deliveries failing in a row before /healthz reports the channel
 SENT_TTL = 7 * 86400
 
@@ -48,7 +49,9 @@ class Supervisor:
         self.failed = defaultdict(int)
         # channel -> (deliveries failed in a row, the last error): see delivery_problem
         self.failing: dict[str, tuple[int, str | None]] = defaultdict(lambda: (0, None))
-        self._crashes: dict[str, int] = {}  # outbound stream id -> sends that raised unexpectedly
+        # outbound stream id -> (sends that raised unexpectedly, when it first did)
+        self._crashes: dict[str, tuple[int, float]] = {}
+        self._last_success: dict[str, float] = defaultdict(float)  # channel -> monotonic time
         # channel -> conversation -> (stream id of its reply that failed, when it last failed)
         self._held: dict[str, dict[str | None, tuple[str, float]]] = defaultdict(dict)
 
@@ -106,18 +109,26 @@ class Supervisor:
         count, error = self.failing[channel]
         return f"{count} deliveries failed in a row: {error}" if count >= FAILING_AFTER else None
 
-    async def _crashed_too_often(self, conn: Connector, sid: str, ev: Event, exc: Exception) -> bool:
-        """Count a send that raised something unexpected; after CRASHES_BEFORE_PARK for
-        one reply it is parked (True), so it cannot restart the connector forever."""
-        n = self._crashes[sid] = self._crashes.get(sid, 0) + 1
+    async def _unexpected(self, conn: Connector, sid: str, ev: Event, exc: Exception) -> str:
+        """A send raised something unexpected: "restart" the connector (the first
+        CRASHES_BEFORE_PARK - 1 times for a reply), then "hold" the reply for the retry
+        round without restarting — the connector may be broken as a whole and the reply
+        fine — until another reply of the channel has gone out since it first failed:
+        then it is the reply that breaks `send()`, and it is "parked"."""
+        n, since = self._crashes.get(sid, (0, time.monotonic()))
+        self._crashes[sid] = (n := n + 1, since)
         if n < CRASHES_BEFORE_PARK:
-            return False
-        del self._crashes[sid]
+            return "restart"
         reason = park_reason(exc)
-        log.error("reply parked: sending it keeps failing", extra={
+        if self._last_success[conn.name] <= since:
+            log.warning("reply held: sending it keeps failing", extra={
+                "channel": conn.name, "message_id": ev.id, "error": reason, "attempts": n})
+            return "hold"
+        del self._crashes[sid]
+        log.error("reply parked: sending it keeps failing while others go out", extra={
             "channel": conn.name, "message_id": ev.id, "error": reason, "attempts": n})
         await self.bus.park(self.bus.keys.outbound(conn.name), sid, reason, ev.encode(), STAGE)
-        return True
+        return "parked"
 
     async def _stop(self, conn: Connector) -> None:
         try:
@@ -165,12 +176,18 @@ class Supervisor:
                     held[cid] = (sid, time.monotonic())
                     return  # later replies of this conversation wait behind it
                 except Exception as exc:
-                    if transient(exc) or not await self._crashed_too_often(conn, sid, ev, exc):
+                    verdict = "restart" if transient(exc) else await self._unexpected(conn, sid, ev, exc)
+                    if verdict == "restart":
                         raise  # the connector is restarted, and the reply tried again
+                    if verdict == "hold":
+                        held[cid] = (sid, time.monotonic())
+                        return
                     held.pop(cid, None)
                     done.append(sid)
                     continue
                 self.failing[conn.name] = (0, None)
+                self._last_success[conn.name] = time.monotonic()
+                self._crashes.pop(sid, None)
                 held.pop(cid, None)
                 await r.set(keys.sent(ev.id), "1", ex=SENT_TTL)
                 self.sent[conn.name] += 1

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from connectors.api import sign
 from storage.events import Event, new_id
 from tests.callback_server import CallbackServer
+from tests.faulty_connector import read_jsonl
 from tests.kefu_harness import REPO, Agent, wait_for
 
 SECRET = "healing-secret"
@@ -194,3 +195,50 @@ def test_parked_cli_without_a_running_kefu(tmp_path):
     assert res.returncode == 1 and "is `kefu run` running" in res.stderr and "Traceback" not in res.stderr
 
 
+
+
+async def test_a_reply_that_breaks_send_is_parked_and_the_others_go_out(make_daemon, http, tmp_path):
+    fdir = tmp_path / "faulty-state"
+    d = await make_daemon(bus={"claim_idle": 1}, channels={
+        "faulty": {"kind": "plugin", "class": "tests.faulty_connector:FaultyConnector",
+                   "options": {"dir": str(fdir), "send_exception": "ValueError"}}}).start()
+    alice = await Agent(d, http, "alice").login()
+    await alice.presence("online")
+    for customer in ("poisoned", "fine"):
+        async with http.post(d.url + "/plugin/faulty/inbound",
+                             json={"customer_id": customer, "message_id": customer, "text": "你好"}) as r:
+            assert r.status == 202
+    convs = await wait_for(lambda: _by_customer(alice, "poisoned", "fine"), message="two conversations")
+    await wait_for(lambda: len(read_jsonl(fdir / "delivered.jsonl")) >= 2, message="welcomes delivered")
+    (fdir / "poison-poisoned").touch()  # every send to this customer raises
+    code, bad = await alice.reply(convs["poisoned"]["id"], "这条发不出去")
+    assert code == 201
+    await wait_for(lambda: _attempts(fdir, bad["id"]) >= 3, message="the reply tried (and failed) 3 times")
+    for i in range(3):  # meanwhile the channel's other replies go out
+        code, good = await alice.reply(convs["fine"]["id"], f"第 {i} 条")
+        assert code == 201
+        await wait_for(lambda: good["id"] in {x["id"] for x in read_jsonl(fdir / "delivered.jsonl")},
+                       message=f"reply {i} delivered")
+
+    async def parked() -> dict | None:
+        code, body = await health(http, d)
+        return body if body["parked"] == 1 else None
+    body = await wait_for(parked, timeout=30, message="the breaking reply parked")
+    assert body["status"] == "ok" and body["connectors"]["faulty"]["state"] == "running", body
+    assert "reply parked" in d.log_path.read_text()
+    attempts = _attempts(fdir, bad["id"])
+    code, good = await alice.reply(convs["fine"]["id"], "之后")
+    await wait_for(lambda: good["id"] in {x["id"] for x in read_jsonl(fdir / "delivered.jsonl")},
+                   message="later reply delivered")
+    assert _attempts(fdir, bad["id"]) == attempts  # parked: never tried again
+    async with http.get(d.url + "/metrics") as resp:
+        assert 'kefu_parked_total{stage="delivery"} 1.0' in await resp.text()
+
+
+async def _by_customer(agent: Agent, *customers: str) -> dict | None:
+    convs = {c["customer"]["id"]: c for c in await agent.conversations()}
+    return convs if all(c in convs for c in customers) else None
+
+
+def _attempts(fdir, message_id: str) -> int:
+    return sum(1 for a in read_jsonl(fdir / "send-attempts.jsonl") if a["id"] == message_id)
