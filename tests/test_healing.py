@@ -5,7 +5,6 @@ killed embedded Redis is brought back with nothing acknowledged lost."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -13,11 +12,10 @@ import sys
 
 import redis.asyncio as aioredis
 
-from connectors.api import sign
 from storage.events import Event, new_id
 from tests.callback_server import CallbackServer
 from tests.faulty_connector import read_jsonl
-from tests.kefu_harness import REPO, Agent, wait_for
+from tests.kefu_harness import REPO, Agent, post_site_message, wait_for
 
 SECRET = "healing-secret"
 
@@ -32,13 +30,7 @@ async def health(http, d) -> tuple[int, dict]:
 
 
 async def post(http, d, customer: str, message_id: str, text: str) -> int:
-    body = json.dumps({"customer_id": customer, "message_id": message_id, "text": text}).encode()
-    try:
-        async with http.post(d.url + "/api/channels/site/inbound", data=body,
-                             headers={"X-Kefu-Signature": sign(SECRET, body)}) as r:
-            return r.status
-    except OSError:
-        return 0
+    return await post_site_message(http, d, SECRET, customer, message_id, text)
 
 
 def embedded_redis(d) -> aioredis.Redis:

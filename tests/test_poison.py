@@ -9,14 +9,18 @@ import uuid
 import aiohttp
 
 from connectors.api import sign
-from tests.kefu_harness import Agent, wait_for
+from tests.kefu_harness import Agent, Daemon, wait_for
 
 SECRET = "poison-secret"
 
 
-def poison_daemon(make_daemon, **overrides):
-    return make_daemon(router={"default_capacity": 200}, channels={
-        "webchat": {"kind": "webchat"}, "site": {"kind": "api", "secret": SECRET}}, **overrides)
+async def started(make_daemon, http) -> tuple[Daemon, Agent, "Site"]:
+    """A daemon with the web chat and a site channel, alice online to take conversations."""
+    d = await make_daemon(router={"default_capacity": 200}, channels={
+        "webchat": {"kind": "webchat"}, "site": {"kind": "api", "secret": SECRET}}).start()
+    alice = await Agent(d, http, "alice").login()
+    await alice.presence("online")
+    return d, alice, Site(d, http)
 
 
 class Site:
@@ -56,10 +60,7 @@ def no_traceback(d) -> None:
 
 
 async def test_api_channel_poison_bodies_are_refused(make_daemon, http):
-    d = await poison_daemon(make_daemon).start()
-    alice = await Agent(d, http, "alice").login()
-    await alice.presence("online")
-    site = Site(d, http)
+    d, alice, site = await started(make_daemon, http)
     deep = "[" * 20000 + "]" * 20000
     bodies = [
         b'{"customer_id": "p1", "message_id": "p1", "text": "hi", "attributes": {"order_count": 1e999}}',
@@ -87,33 +88,22 @@ async def test_api_channel_poison_bodies_are_refused(make_daemon, http):
     no_traceback(d)
 
 
-async def test_api_channel_non_ascii_signature_is_401(make_daemon, http):
-    d = await poison_daemon(make_daemon).start()
-    alice = await Agent(d, http, "alice").login()
-    await alice.presence("online")
-    site = Site(d, http)
+async def test_non_ascii_signature_is_401_and_a_nul_in_a_console_path_404(make_daemon, http):
+    d, alice, site = await started(make_daemon, http)
     body = json.dumps({"customer_id": "s1", "message_id": "s1", "text": "hi"}).encode()
     for signature in ("sha256=é", "sha256=" + "卡" * 64, "\u00ff" * 71):
         code, answer = await site.post(body, signature)
         assert code == 401 and answer == {"error": "invalid or missing X-Kefu-Signature"}, (signature, code, answer)
-    await still_routes(site, alice)
-    no_traceback(d)
-
-
-async def test_console_path_with_nul_is_404(make_daemon, http):
-    d = await poison_daemon(make_daemon).start()
     for path in ("/console/x%00.html", "/console/%00", "/console/..%2Fconfig.yaml", "/console/x%ff.js"):
         async with http.get(d.url + path) as r:
             assert r.status == 404 and "error" in await r.json(), path
+    await still_routes(site, alice)
     await healthy(d, http)
     no_traceback(d)
 
 
 async def test_agent_transfer_to_a_surrogate_is_400(make_daemon, http):
-    d = await poison_daemon(make_daemon).start()
-    alice = await Agent(d, http, "alice").login()
-    await alice.presence("online")
-    site = Site(d, http)
+    d, alice, site = await started(make_daemon, http)
     await still_routes(site, alice)
     cid = (await alice.conversations())[0]["id"]
     url = f"{d.url}/api/conversations/{cid}/transfer"
@@ -144,10 +134,7 @@ async def ws_next(ws, kind: str) -> dict:
 
 
 async def test_webchat_menu_answers_in_other_digits_do_not_stop_routing(make_daemon, http):
-    d = await poison_daemon(make_daemon).start()
-    alice = await Agent(d, http, "alice").login()
-    await alice.presence("online")
-    site = Site(d, http)
+    d, alice, site = await started(make_daemon, http)
     for answer in ("²", "①", "٣", "1" * 40):
         ws = await http.ws_connect(d.ws_url + "/webchat/ws")
         await ws_next(ws, "hello")
@@ -162,10 +149,7 @@ async def test_webchat_menu_answers_in_other_digits_do_not_stop_routing(make_dae
 
 
 async def test_webchat_poison_frames_get_an_error_frame(make_daemon, http):
-    d = await poison_daemon(make_daemon).start()
-    alice = await Agent(d, http, "alice").login()
-    await alice.presence("online")
-    site = Site(d, http)
+    d, alice, site = await started(make_daemon, http)
     ws = await http.ws_connect(d.ws_url + "/webchat/ws")
     await ws_next(ws, "hello")
     frames = [
