@@ -246,6 +246,33 @@ class Kefu:
             self._lock_fd = None
 
     # -- health and metrics ----------------------------------------------------
+    def _degraded(self, redis_state: str, router_state: str, connectors: dict[str, dict],
+                  parked: int | None) -> dict[str, Any]:
+        """What /healthz adds to the SPEC shape: what is degraded, and why."""
+        degraded: dict[str, str] = {}
+        if redis_state != "ok":
+            degraded["redis"] = "unreachable"
+        if router_state != "ok":
+            degraded["router"] = self.router.last_error or router_state
+        for name, h in connectors.items():
+            if h["state"] != "running":
+                degraded[f"connector:{name}"] = h["state"] + (f": {h['error']}" if h.get("error") else "")
+            elif h.get("online") is False:
+                degraded[f"connector:{name}"] = "not connected to its platform, or the account is offline"
+            if problem := self.supervisor.delivery_problem(name):
+                h["deliveries"] = degraded[f"deliveries:{name}"] = problem
+        if self.reload_refused is not None:
+            degraded["config"] = (f"reload refused ({self.reload_refused['problems']} problems), "
+                                  "the previous config stays in force")
+        if parked:
+            degraded["parked"] = f"{parked} entries parked (see `kefu parked`)"
+        out: dict[str, Any] = {"parked": parked, "degraded": degraded}
+        if self.embedded is not None:
+            out["redis_restarts"] = self.embedded.restarts
+        if self.reload_refused is not None:
+            out["config_reload"] = self.reload_refused
+        return out
+
     async def health(self) -> dict[str, Any]:
         """SPEC `/healthz`.  Only Redis or the router down make it "degraded" (503): then
         this process cannot take or route messages, and a load balancer should use
@@ -263,38 +290,14 @@ class Kefu:
             redis_state, parked = "down", None
         router_state = "ok" if self.router.running else "restarting" if self.router.state == "restarting" else "down"
         connectors = {n: c.health() for n, c in self.connectors.items()}
-        degraded: dict[str, str] = {}
-        if redis_state != "ok":
-            degraded["redis"] = "unreachable"
-        if router_state != "ok":
-            degraded["router"] = self.router.last_error or router_state
-        for name, h in connectors.items():
-            if h["state"] != "running":
-                degraded[f"connector:{name}"] = f"{h['state']}" + (f": {h['error']}" if h.get("error") else "")
-            elif h.get("online") is False:
-                degraded[f"connector:{name}"] = "not connected to its platform, or the account is offline"
-            if problem := self.supervisor.delivery_problem(name):
-                h["deliveries"] = problem
-                degraded[f"deliveries:{name}"] = problem
-        if self.reload_refused is not None:
-            degraded["config"] = (f"reload refused ({self.reload_refused['problems']} problems), "
-                                  "the previous config stays in force")
-        if parked:
-            degraded["parked"] = f"{parked} entries parked (see `kefu parked`)"
-        out = {
+        return {
             "status": "ok" if redis_state == "ok" and router_state == "ok" else "degraded",
             "redis": redis_state,
             "router": router_state,
             "connectors": connectors,
-            "parked": parked,
-            "degraded": degraded,
+            **self._degraded(redis_state, router_state, connectors, parked),
             "uptime": round(time.time() - self.started_at, 1),
         }
-        if self.embedded is not None:
-            out["redis_restarts"] = self.embedded.restarts
-        if self.reload_refused is not None:
-            out["config_reload"] = self.reload_refused
-        return out
 
     async def update_metrics(self) -> None:
         metrics.routed.set(self.router.processed)

@@ -1,4 +1,4 @@
-"""`kefu run | check-config | parked | version` (also `python -m aggregator ...`)."""
+"""`kefu run | check-config | version` (also `python -m aggregator ...`)."""
 from __future__ import annotations
 
 import argparse
@@ -22,11 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the daemon")
     run.add_argument("-c", "--config", help="config file (default: ./config.yaml if present, else built-in defaults)")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="overrides log.level")
-    check = sub.add_parser("check-config", help="validate a config file and exit (2 = problems)")
-    check.add_argument("path", nargs="?", help="config file (default: ./config.yaml)")
     parked = sub.add_parser("parked", help="list the latest entries kefu could not process")
     parked.add_argument("-c", "--config", help="config file (default: ./config.yaml if present)")
     parked.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20)")
+    check = sub.add_parser("check-config", help="validate a config file and exit (2 = problems)")
+    check.add_argument("path", nargs="?", help="config file (default: ./config.yaml)")
     sub.add_parser("version", help="print the version")
     args = parser.parse_args(argv)
 
@@ -48,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.command == "parked":
-        return _parked(args.config or _default_config(), args.limit)
+        from aggregator import parked as parked_cmd
 
+        return parked_cmd.command(args.config or _default_config(), args.limit)
     path = args.config or _default_config()
     try:
         settings = config_mod.load(path)
@@ -68,20 +69,4 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         pass
-    return 0
-
-
-def _parked(path: str | None, limit: int) -> int:
-    from aggregator import parked
-
-    try:
-        settings = config_mod.load(path)
-        print(parked.render(asyncio.run(parked.latest(settings, max(1, limit)))))
-    except config_mod.ConfigError as exc:
-        for p in exc.problems:
-            print(p, file=sys.stderr)
-        return 2
-    except parked.NoRedis as exc:
-        print(f"kefu parked: {exc}", file=sys.stderr)
-        return 1
     return 0

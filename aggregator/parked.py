@@ -6,12 +6,15 @@ which stage and stream, why, and which event; never the customer's text.
 """
 from __future__ import annotations
 
+import asyncio
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from aggregator import config as config_mod
 from aggregator.config import Settings
 from storage.bus import Bus
 from storage.keys import Keys
@@ -50,3 +53,18 @@ def render(items: list[dict[str, Any]]) -> str:
                 if ev else "undecodable entry")
         lines.append(f"{when}  {p['stage'] or '-':8}  {p['stream']} {p['entry']}  {what}\n    {p['reason']}")
     return "\n".join(lines)
+
+
+def command(path: str | None, limit: int) -> int:
+    """`kefu parked`: 0 listed, 1 Redis unreachable, 2 bad config."""
+    try:
+        settings = config_mod.load(path)
+        print(render(asyncio.run(latest(settings, max(1, limit)))))
+    except config_mod.ConfigError as exc:
+        for p in exc.problems:
+            print(p, file=sys.stderr)
+        return 2
+    except NoRedis as exc:
+        print(f"kefu parked: {exc}", file=sys.stderr)
+        return 1
+    return 0

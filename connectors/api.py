@@ -17,7 +17,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-
 from pydantic import ValidationError
 
 from aggregator.config import ApiChannel
@@ -67,16 +66,19 @@ class ApiConnector(Connector):
         if not signature_ok(self.secret, body, request.headers.get(SIGNATURE_HEADER)):
             return json_error(401, "invalid or missing X-Kefu-Signature")
         try:
-            data = ApiInbound.model_validate(parse_json(body))
+            data = ApiInbound.model_validate(parse_json(body)).model_dump()
         except PayloadError as exc:
             return json_error(400, str(exc))
         except ValidationError as exc:
             return json_error(400, problem(exc))
-        if len(data.text) > self.ctx.settings.web.max_text_length:
+        if len(data["text"]) > self.ctx.settings.web.max_text_length:
             return json_error(413, f"text longer than {self.ctx.settings.web.max_text_length} characters")
-        meta: dict[str, Any] = {"attributes": data.attributes} if data.attributes else {}
-        event = self.inbound_event(data.customer_id, data.text, platform_msg_id=data.message_id,
-                                   sender_name=data.name or "", meta=meta)
+        meta: dict[str, Any] = {}
+        if isinstance(data.get("attributes"), dict):
+            meta["attributes"] = data["attributes"]
+        event = self.inbound_event(str(data["customer_id"]), data["text"],
+                                   platform_msg_id=str(data["message_id"]),
+                                   sender_name=str(data.get("name") or ""), meta=meta)
         published = await self.receive(event)
         return web.json_response({"id": published.id, "duplicate": published.duplicate}, status=202)
 

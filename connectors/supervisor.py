@@ -5,8 +5,8 @@ DeliveryError — is stopped and started again after an exponential backoff;
 the others are never touched.  A reply whose send keeps raising that way stops
 restarting the connector after CRASHES_BEFORE_PARK tries and waits for the retry
 rounds; once other replies of the channel go out meanwhile, it is the reply that
-breaks `send()`, and it is parked (storage/bus.py).  Each reply is marked sent right after the
-platform took it and acknowledged after that, so a restart or a claim by
+breaks `send()`, and it is parked (storage/bus.py).  Each reply is marked sent
+right after the platform took it and acknowledged after that, so a restart or a claim by
 another process resends only what was not yet handed over (and a resend
 carries the same message id).
 
@@ -26,8 +26,9 @@ from typing import Iterable
 
 from aggregator.config import Settings
 from connectors.base import Connector, DeliveryError
-from storage.bus import Bus, StreamConsumer, park_reason, sleep_or_stop, transient
+from storage.bus import Bus, StreamConsumer, sleep_or_stop
 from storage.events import Event
+from storage.bus import park_reason, transient
 
 log = logging.getLogger("kefu.supervisor")
 
@@ -47,13 +48,13 @@ class Supervisor:
         self._tried: set[str] = set()
         self.sent = defaultdict(int)
         self.failed = defaultdict(int)
+        # channel -> conversation -> (stream id of its reply that failed, when it last failed)
+        self._held: dict[str, dict[str | None, tuple[str, float]]] = defaultdict(dict)
         # channel -> (deliveries failed in a row, the last error): see delivery_problem
         self.failing: dict[str, tuple[int, str | None]] = defaultdict(lambda: (0, None))
         # outbound stream id -> (sends that raised unexpectedly, when it first did)
         self._crashes: dict[str, tuple[int, float]] = {}
         self._last_success: dict[str, float] = defaultdict(float)  # channel -> monotonic time
-        # channel -> conversation -> (stream id of its reply that failed, when it last failed)
-        self._held: dict[str, dict[str | None, tuple[str, float]]] = defaultdict(dict)
 
     async def run(self, stop: asyncio.Event) -> None:
         if not self.connectors:
@@ -108,6 +109,9 @@ class Supervisor:
         """Why the channel's replies keep failing, once FAILING_AFTER in a row have."""
         count, error = self.failing[channel]
         return f"{count} deliveries failed in a row: {error}" if count >= FAILING_AFTER else None
+
+    def _count_failure(self, channel: str, exc: DeliveryError) -> None:
+        self.failing[channel] = (self.failing[channel][0] + 1, str(exc)[:300])
 
     async def _unexpected(self, conn: Connector, sid: str, ev: Event, exc: Exception) -> str:
         """A send raised something unexpected: "restart" the connector (the first
@@ -165,14 +169,15 @@ class Supervisor:
                     await conn.send(ev)
                 except DeliveryError as exc:
                     self.failed[conn.name] += 1
-                    self.failing[conn.name] = (self.failing[conn.name][0] + 1, str(exc)[:300])
                     if exc.permanent:
                         await self.bus.park(keys.outbound(conn.name), sid, str(exc), ev.encode(), STAGE)
+                        self._count_failure(conn.name, exc)
                         held.pop(cid, None)
                         done.append(sid)
                         continue
                     log.warning("delivery failed, will retry", extra={
                         "channel": conn.name, "message_id": ev.id, "error": str(exc)})
+                    self._count_failure(conn.name, exc)
                     held[cid] = (sid, time.monotonic())
                     return  # later replies of this conversation wait behind it
                 except Exception as exc:

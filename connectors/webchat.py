@@ -21,16 +21,15 @@ from importlib import resources
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from pydantic import ValidationError
-
+from connectors.payloads import WebchatMessage
+from connectors.validation import PayloadError, parse_json, problem
 from aggregator import files
 from aggregator.http_errors import json_error
 from connectors.base import Connector
-from connectors.payloads import WebchatMessage
-from connectors.validation import PayloadError, parse_json, problem
 from storage.events import Event
 
 PENDING_TTL = 7 * 86400
@@ -198,16 +197,6 @@ class WebchatConnector(Connector):
                  "sender": {"kind": m["sender"]["kind"], "name": m["sender"]["name"]}}
                 for m in (conv["messages"] if conv else [])]
 
-    async def _frame_guarded(self, ws: web.WebSocketResponse, customer: str, data: str) -> None:
-        """One frame; whatever goes wrong with it is answered on the socket, which stays open."""
-        try:
-            await self._on_frame(ws, customer, data)
-        except (RedisConnectionError, RedisTimeoutError):
-            await _send_json(ws, {"type": "error", "retry": True, "error": "temporarily unavailable, retrying"})
-        except Exception:
-            self.log.exception("web chat frame failed", extra={"channel": self.name})
-            await _send_json(ws, {"type": "error", "error": "this message could not be taken"})
-
     async def _on_frame(self, ws: web.WebSocketResponse, customer: str, data: str) -> None:
         try:
             raw = parse_json(data, "frame")
@@ -224,13 +213,12 @@ class WebchatConnector(Connector):
             await _send_json(ws, {"type": "error", "error": problem(exc),
                                   **({"client_msg_id": cmid} if isinstance(cmid, str) and len(cmid) <= 128 else {})})
             return
-        cmid = frame.client_msg_id or str(uuid.uuid4())
+        text, cmid = frame.text, frame.client_msg_id or str(uuid.uuid4())
         attachments = await self.ctx.files.describe(list(frame.attachments or []))
         if attachments is None:
             await _send_json(ws, {"type": "error", "client_msg_id": cmid,
                                   "error": "attachments must name at most 10 uploaded files"})
             return
-        text = frame.text
         if not (text.strip() or attachments):
             await _send_json(ws, {"type": "error", "client_msg_id": cmid, "error": "text is required"})
             return
@@ -249,6 +237,17 @@ class WebchatConnector(Connector):
                                   "error": "temporarily unavailable, retrying"})
             return
         await _send_json(ws, {"type": "ack", "client_msg_id": cmid, "id": published.id})
+
+    async def _frame_guarded(self, ws: web.WebSocketResponse, *frame: Any) -> None:
+        """`_on_frame`; whatever still goes wrong with a frame is answered on the socket,
+        which stays open (an exception here would write an HTTP 500 into it)."""
+        try:
+            await self._on_frame(ws, *frame)
+        except (RedisConnectionError, RedisTimeoutError):
+            await _send_json(ws, {"type": "error", "retry": True, "error": "temporarily unavailable, retrying"})
+        except Exception:
+            self.log.exception("web chat frame failed", extra={"channel": self.name})
+            await _send_json(ws, {"type": "error", "error": "this message could not be taken"})
 
 
 async def _send_json(ws: web.WebSocketResponse, data: dict[str, Any]) -> bool:

@@ -265,6 +265,8 @@ class StreamConsumer:
                         own_pending = False  # unfinished ones are retried after retry_delay
                     backoff = 0.1
                 except (RedisError, OSError) as exc:
+                    if not transient(exc):
+                        raise  # e.g. the group or stream is gone: the owner restarts this consumer
                     prefetch = None
                     log.warning("redis unavailable, retrying",
                                 extra={"stream": self.stream, "error": str(exc), "retry_in": backoff})

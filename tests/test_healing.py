@@ -234,3 +234,35 @@ async def _by_customer(agent: Agent, *customers: str) -> dict | None:
 
 def _attempts(fdir, message_id: str) -> int:
     return sum(1 for a in read_jsonl(fdir / "send-attempts.jsonl") if a["id"] == message_id)
+
+
+async def test_the_router_is_restarted_until_its_stream_is_usable_again(shared_redis, make_daemon, http):
+    d = await make_daemon(redis_url=shared_redis, channels={"site": site_channel()}).start()
+    alice = await Agent(d, http, "alice").login()
+    await alice.presence("online")
+    r = aioredis.Redis.from_url(shared_redis)
+    stream = d.config["redis"]["prefix"] + "in"
+    # Something else clobbers the inbound stream (a second app on the same prefix, a FLUSHDB
+    # and a stray SET): the router cannot read it, says so, and keeps trying.
+    pipe = r.pipeline(transaction=True)
+    pipe.delete(stream)
+    pipe.set(stream, "not a stream")
+    await pipe.execute()
+
+    async def restarting() -> dict | None:
+        code, body = await health(http, d)
+        return body if code == 503 and body["router"] == "restarting" else None
+    body = await wait_for(restarting, timeout=20, message="router restarting")
+    assert "WRONGTYPE" in body["degraded"]["router"], body
+    await r.delete(stream)
+
+    async def healed() -> bool:
+        return (await health(http, d))[0] == 200
+    await wait_for(healed, timeout=20, message="router back by itself")
+    assert await post(http, d, "after", "after-1", "你好") == 202
+
+    async def routed() -> bool:
+        return any(c["customer"]["id"] == "after" and c["assignee"] == "alice" for c in await alice.conversations())
+    await wait_for(routed, timeout=20, message="routing again")
+    assert "router failed, restarting" in d.log_path.read_text()
+    await r.aclose()
