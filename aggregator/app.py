@@ -89,7 +89,6 @@ class Kefu:
         self.keys = Keys(s.redis.prefix)
         self.bus = Bus(self.redis, self.blocking, self.keys, s.bus.dedupe_ttl,
                        exclusive=self.embedded is not None)
-        self.bus.on_park = lambda stage: metrics.parked.labels(stage).inc()
         self.store = ConversationStore(self.redis, self.keys)
         await self.sync_agents()
         self.auth = Auth(s, self.redis, self.keys)

@@ -1,9 +1,9 @@
 """Prometheus metrics served at /metrics (one registry per process)."""
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import Counter, Gauge, generate_latest
 
-registry = CollectorRegistry()
+from storage.metrics import registry
 
 inbound = Counter("kefu_inbound_messages", "Customer messages accepted into the stream",
                   ["channel"], registry=registry)
@@ -16,8 +16,6 @@ connector_up = Gauge("kefu_connector_up", "1 while the connector runs", ["channe
 stream_length = Gauge("kefu_stream_length", "Entries in a stream", ["stream"], registry=registry)
 queue_length = Gauge("kefu_queue_length", "Conversations waiting for an agent", registry=registry)
 open_conversations = Gauge("kefu_open_conversations", "Open conversations", registry=registry)
-parked = Counter("kefu_parked", "Entries parked because they could not be processed (see `kefu parked`)",
-                 ["stage"], registry=registry)
 agents_online = Gauge("kefu_agents_online", "Agents online", registry=registry)
 
 

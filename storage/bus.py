@@ -35,6 +35,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from storage import metrics
 from storage.events import BrokenEvent, Event
 from storage.keys import Keys
 
@@ -111,8 +112,6 @@ class Bus:
         self.dedupe_ttl = dedupe_ttl
         self.exclusive = exclusive  # this process alone uses the Redis (embedded)
         self.consumer = consumer_name()
-        # Called with the stage of every entry parked (metrics; set by the process).
-        self.on_park: Callable[[str], None] | None = None
         self._publish = redis.register_script(_PUBLISH_DEDUPED)
         self._read_packed = redis.register_script(_READ_PACKED)
 
@@ -148,8 +147,7 @@ class Bus:
             {"stream": stream, "entry": entry_id, "reason": reason, "stage": stage, "raw": raw or b""},
             maxlen=10000, approximate=True,
         )
-        if self.on_park is not None:
-            self.on_park(stage)
+        metrics.parked.labels(stage).inc()
 
     async def parked(self, count: int) -> list[dict[str, Any]]:
         """The latest parked entries, newest first: id, stream, entry, stage, reason, event (no text)."""
