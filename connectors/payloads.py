@@ -43,7 +43,7 @@ class WebchatMessage(Payload):
     text: FreeText = ""
     client_msg_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     attachments: Annotated[list[Identifier], Field(max_length=10)] | None = None
-    name: Name = ""
+    name: Name | None = None
 
 
 # -- platforms: what kefu reads of a Telegram update and a OneBot event ----------------

@@ -227,7 +227,7 @@ class WebchatConnector(Connector):
             await _send_json(ws, {"type": "error", "client_msg_id": cmid,
                                   "error": f"text longer than {limit} characters"})
             return
-        name = frame.name
+        name = frame.name or ""
         event = self.inbound_event(customer, text, platform_msg_id=f"{customer}:{cmid}",
                                    sender_name=name[:100], platform_ts=time.time(), attachments=attachments)
         try:

@@ -35,7 +35,7 @@ HOOK = "fuzz-hook-secret"
 QQ_TOKEN = "fuzz-qq-token"
 BOT_QQ = 10001
 
-FUZZ = settings(max_examples=40, deadline=None, database=None, derandomize=bool(os.environ.get("CI")),
+FUZZ = settings(max_examples=80, deadline=None, database=None, derandomize=bool(os.environ.get("CI")),
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                        HealthCheck.data_too_large])
 
