@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from aggregator import files, quick_replies
+from aggregator.agent_payloads import BodyError, checked_body
 from aggregator.agent_actions import AgentActions, refusal
 from aggregator.auth import Auth, token_hash
 from aggregator.config import AgentConfig, Settings
@@ -48,13 +49,11 @@ def _refusal(exc: ConversationError) -> web.Response:
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
+    """The body, as its route's model (aggregator/agent_payloads.py) lets it through."""
     try:
-        data = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(reason="body is not valid JSON")
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(reason="body must be a JSON object")
-    return data
+        return checked_body(await request.read(), request.match_info.route.resource.canonical)
+    except BodyError as exc:
+        raise web.HTTPBadRequest(reason=str(exc))
 
 
 def bearer(request: web.Request) -> str | None:

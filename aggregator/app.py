@@ -58,6 +58,7 @@ class Kefu:
         self.embedded: EmbeddedRedis | None = None
         self._lock_fd: int | None = None
         self.started_at = time.time()
+        self.reload_refused: dict[str, Any] | None = None  # the last SIGHUP's file had problems
 
     # -- lifecycle -------------------------------------------------------------
     async def run(self) -> None:
@@ -135,6 +136,8 @@ class Kefu:
             asyncio.create_task(self.fanout.run(work_stop), name="fanout"),
             asyncio.create_task(self._housekeeping(work_stop), name="housekeeping"),
         ]
+        if self.embedded is not None:
+            tasks.append(asyncio.create_task(self.embedded.watch(work_stop), name="redis-watch"))
         try:
             await asyncio.wait_for(self.supervisor.started.wait(), 30)
         except asyncio.TimeoutError:
@@ -208,7 +211,9 @@ class Kefu:
         except config_mod.ConfigError as exc:
             metrics.config_reload_failures.inc()
             log.error("config reload refused, keeping the old config", extra={"problems": exc.problems})
+            self.reload_refused = {"refused_at": time.time(), "problems": len(exc.problems)}
             return
+        self.reload_refused = None
         for section in ("redis", "web", "state_dir", "channels"):
             if getattr(new, section) != getattr(self.settings, section):
                 log.warning("config section needs a restart to change", extra={"section": section})
@@ -244,17 +249,55 @@ class Kefu:
             self._lock_fd = None
 
     # -- health and metrics ----------------------------------------------------
+    def _degraded(self, redis_state: str, router_state: str, connectors: dict[str, dict],
+                  parked: int | None) -> dict[str, Any]:
+        """What /healthz adds to the SPEC shape: what is degraded, and why."""
+        degraded: dict[str, str] = {}
+        if redis_state != "ok":
+            degraded["redis"] = "unreachable"
+        if router_state != "ok":
+            degraded["router"] = self.router.last_error or router_state
+        for name, h in connectors.items():
+            if h["state"] != "running":
+                degraded[f"connector:{name}"] = h["state"] + (f": {h['error']}" if h.get("error") else "")
+            elif h.get("online") is False:
+                degraded[f"connector:{name}"] = "not connected to its platform, or the account is offline"
+            if problem := self.supervisor.delivery_problem(name):
+                h["deliveries"] = degraded[f"deliveries:{name}"] = problem
+        if self.reload_refused is not None:
+            degraded["config"] = (f"reload refused ({self.reload_refused['problems']} problems), "
+                                  "the previous config stays in force")
+        if parked:
+            degraded["parked"] = f"{parked} entries parked (see `kefu parked`)"
+        out: dict[str, Any] = {"parked": parked, "degraded": degraded}
+        if self.embedded is not None:
+            out["redis_restarts"] = self.embedded.restarts
+        if self.reload_refused is not None:
+            out["config_reload"] = self.reload_refused
+        return out
+
     async def health(self) -> dict[str, Any]:
+        """SPEC `/healthz`.  Only Redis or the router down make it "degraded" (503): then
+        this process cannot take or route messages, and a load balancer should use
+        another.  Everything else that is wrong is listed under "degraded" with a 200 —
+        a connector down, QQ not connected, a channel whose deliveries keep failing, a
+        refused config reload, parked entries — because taking the process out would
+        stop every other channel too."""
         try:
-            await asyncio.wait_for(self.redis.ping(), 2)
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.ping()
+            pipe.xlen(self.keys.parked)
+            _, parked = await asyncio.wait_for(pipe.execute(), 2)
             redis_state = "ok"
         except Exception:
-            redis_state = "down"
-        router_state = "ok" if self.router.running else "down"
+            redis_state, parked = "down", None
+        router_state = "ok" if self.router.running else "restarting" if self.router.state == "restarting" else "down"
+        connectors = {n: c.health() for n, c in self.connectors.items()}
         return {
             "status": "ok" if redis_state == "ok" and router_state == "ok" else "degraded",
             "redis": redis_state,
             "router": router_state,
-            "connectors": {n: c.health() for n, c in self.connectors.items()},
+            "connectors": connectors,
+            **self._degraded(redis_state, router_state, connectors, parked),
             "uptime": round(time.time() - self.started_at, 1),
         }

@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the daemon")
     run.add_argument("-c", "--config", help="config file (default: ./config.yaml if present, else built-in defaults)")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="overrides log.level")
+    parked = sub.add_parser("parked", help="list the latest entries kefu could not process")
+    parked.add_argument("-c", "--config", help="config file (default: ./config.yaml if present)")
+    parked.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20)")
     check = sub.add_parser("check-config", help="validate a config file and exit (2 = problems)")
     check.add_argument("path", nargs="?", help="config file (default: ./config.yaml)")
     audit = sub.add_parser("audit", help="print recent agent actions (newest first) from the audit stream")
@@ -73,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path}: OK ({len(settings.channels)} channels, {len(settings.agents)} agents)")
         return 0
 
+    if args.command == "parked":
+        from aggregator import parked as parked_cmd
+
+        return parked_cmd.command(args.config or _default_config(), args.limit)
     path = args.config or _default_config()
     try:
         settings = config_mod.load(path)

@@ -2,6 +2,7 @@
 the agent API and each connector contribute."""
 from __future__ import annotations
 
+import re
 from importlib import resources
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 CONSOLE = resources.files("aggregator") / "console_static"
 _TYPES = {".html": "text/html", ".js": "application/javascript", ".css": "text/css",
           ".png": "image/png", ".svg": "image/svg+xml"}
+_FILE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")  # nothing else names a console file
 CSP = ("default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
        "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
 
@@ -51,7 +53,7 @@ def build(kefu: "Kefu") -> web.Application:
 async def console_file(request: web.Request) -> web.Response:
     name = request.match_info.get("name", "index.html")
     suffix = "." + name.rpartition(".")[2]
-    if "/" in name or name.startswith(".") or suffix not in _TYPES:
+    if not _FILE_NAME.fullmatch(name) or suffix not in _TYPES:
         raise web.HTTPNotFound()
     try:
         body = (CONSOLE / name).read_bytes()

@@ -54,14 +54,18 @@ from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType, web
+from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from aggregator.config import QQChannel
 from aggregator.http_errors import json_error
 from connectors.base import Connector, DeliveryError
+from connectors.payloads import OneBotEvent
+from connectors.validation import PayloadError, parse_json, problem
 from storage.attachments import human_size
 from storage.events import Event, new_id
 
+FRAME_DEPTH = 32  # nesting of a OneBot frame (a message's segments stay far below)
 ACTION_TIMEOUT = 10.0  # s an action may wait for its response
 MAX_PART = 3000  # characters per QQ message (QQ refuses very long ones)
 SEND_ATTEMPTS = 3  # tries per part within one delivery round
@@ -428,9 +432,9 @@ class QQConnector(Connector):
 
     def _on_frame(self, conn: _Conn, raw: str) -> None:
         try:
-            frame = json.loads(raw)
-        except ValueError:
-            self.log.warning("OneBot sent a frame that is not JSON")
+            frame = parse_json(raw, "frame", surrogates="replace", max_depth=FRAME_DEPTH)
+        except PayloadError as exc:
+            self.log.warning("OneBot frame ignored", extra={"problem": str(exc)})
             return
         if not isinstance(frame, dict):
             return
@@ -439,6 +443,11 @@ class QQConnector(Connector):
             item = self._pending.pop(str(echo), None) if echo is not None else None
             if item is not None and not item[0].done():
                 item[0].set_result(frame)
+            return
+        try:
+            OneBotEvent.model_validate(frame)
+        except ValidationError as exc:
+            self.log.warning("OneBot event ignored", extra={"problem": problem(exc)})
             return
         if frame["post_type"] == "meta_event":
             self._on_meta(frame)
@@ -679,8 +688,11 @@ class QQConnector(Connector):
         deadline = loop.time() + 5.0
         while True:
             changed = self._changed
+            # Counted before the read: a send that settles while the read is on its way
+            # may have remembered the id just after it; then read again (it notified).
+            in_flight = self._unsettled
             raw = await self.redis.get(key)
-            if raw or not self._unsettled or loop.time() >= deadline:
+            if raw or not in_flight or loop.time() >= deadline:
                 break
             try:
                 await asyncio.wait_for(changed.wait(), max(0.0, deadline - loop.time()))

@@ -2,8 +2,11 @@
 
 A connector that raises — on start, or on send with anything but a
 DeliveryError — is stopped and started again after an exponential backoff;
-the others are never touched.  Each reply is marked sent right after the
-platform took it and acknowledged after that, so a restart or a claim by
+the others are never touched.  A reply whose send keeps raising that way stops
+restarting the connector after CRASHES_BEFORE_PARK tries and waits for the retry
+rounds; once other replies of the channel go out meanwhile, it is the reply that
+breaks `send()`, and it is parked (storage/bus.py).  Each reply is marked sent
+right after the platform took it and acknowledged after that, so a restart or a claim by
 another process resends only what was not yet handed over (and a resend
 carries the same message id).
 
@@ -26,10 +29,14 @@ from connectors.base import Connector, DeliveryError
 from storage import metrics
 from storage.bus import Bus, StreamConsumer, sleep_or_stop
 from storage.events import Event
+from storage.bus import park_reason, transient
 
 log = logging.getLogger("kefu.supervisor")
 
 GROUP = "connector"
+STAGE = "delivery"  # parked replies are counted under it
+CRASHES_BEFORE_PARK = 3  # sends of one reply that raise unexpectedly before it can be parked
+FAILING_AFTER = 3  # deliveries failing in a row before /healthz reports the channel
 SENT_TTL = 7 * 86400
 
 
@@ -42,6 +49,11 @@ class Supervisor:
         self._tried: set[str] = set()
         # channel -> conversation -> (stream id of its reply that failed, when it last failed)
         self._held: dict[str, dict[str | None, tuple[str, float]]] = defaultdict(dict)
+        # channel -> (deliveries failed in a row, the last error): see delivery_problem
+        self.failing: dict[str, tuple[int, str | None]] = defaultdict(lambda: (0, None))
+        # outbound stream id -> (sends that raised unexpectedly, when it first did)
+        self._crashes: dict[str, tuple[int, float]] = {}
+        self._last_success: dict[str, float] = defaultdict(float)  # channel -> monotonic time
 
     async def run(self, stop: asyncio.Event) -> None:
         if not self.connectors:
@@ -70,7 +82,7 @@ class Supervisor:
                     lambda batch, c=conn: self._deliver(c, batch),
                     batch=min(self.settings.bus.batch, 50), block_ms=self.settings.bus.block_ms,
                     claim_idle_ms=int(self.settings.bus.claim_idle * 1000),
-                    heartbeat_ttl=self.settings.bus.heartbeat_ttl,
+                    heartbeat_ttl=self.settings.bus.heartbeat_ttl, stage=STAGE,
                 )
                 await consumer.run(stop)
                 delay = cfg.restart_initial
@@ -91,6 +103,35 @@ class Supervisor:
                 continue
         await self._stop(conn)
         conn.state = "stopped"
+
+    def delivery_problem(self, channel: str) -> str | None:
+        """Why the channel's replies keep failing, once FAILING_AFTER in a row have."""
+        count, error = self.failing[channel]
+        return f"{count} deliveries failed in a row: {error}" if count >= FAILING_AFTER else None
+
+    def _count_failure(self, channel: str, exc: DeliveryError) -> None:
+        self.failing[channel] = (self.failing[channel][0] + 1, str(exc)[:300])
+
+    async def _unexpected(self, conn: Connector, sid: str, ev: Event, exc: Exception) -> str:
+        """A send raised something unexpected: "restart" the connector (the first
+        CRASHES_BEFORE_PARK - 1 times for a reply), then "hold" the reply for the retry
+        round without restarting — the connector may be broken as a whole and the reply
+        fine — until another reply of the channel has gone out since it first failed:
+        then it is the reply that breaks `send()`, and it is "parked"."""
+        n, since = self._crashes.get(sid, (0, time.monotonic()))
+        self._crashes[sid] = (n := n + 1, since)
+        if n < CRASHES_BEFORE_PARK:
+            return "restart"
+        reason = park_reason(exc)
+        if self._last_success[conn.name] <= since:
+            log.warning("reply held: sending it keeps failing", extra={
+                "channel": conn.name, "message_id": ev.id, "error": reason, "attempts": n})
+            return "hold"
+        del self._crashes[sid]
+        log.error("reply parked: sending it keeps failing while others go out", extra={
+            "channel": conn.name, "message_id": ev.id, "error": reason, "attempts": n})
+        await self.bus.park(self.bus.keys.outbound(conn.name), sid, reason, ev.encode(), STAGE)
+        return "parked"
 
     async def _stop(self, conn: Connector) -> None:
         try:
@@ -128,14 +169,29 @@ class Supervisor:
                 except DeliveryError as exc:
                     metrics.outbound_failed.labels(conn.name).inc()
                     if exc.permanent:
-                        await self.bus.park(keys.outbound(conn.name), sid, str(exc), ev.encode())
+                        await self.bus.park(keys.outbound(conn.name), sid, str(exc), ev.encode(), STAGE)
+                        self._count_failure(conn.name, exc)
                         held.pop(cid, None)
                         done.append(sid)
                         continue
                     log.warning("delivery failed, will retry", extra={
                         "channel": conn.name, "message_id": ev.id, "error": str(exc)})
+                    self._count_failure(conn.name, exc)
                     held[cid] = (sid, time.monotonic())
                     return  # later replies of this conversation wait behind it
+                except Exception as exc:
+                    verdict = "restart" if transient(exc) else await self._unexpected(conn, sid, ev, exc)
+                    if verdict == "restart":
+                        raise  # the connector is restarted, and the reply tried again
+                    if verdict == "hold":
+                        held[cid] = (sid, time.monotonic())
+                        return
+                    held.pop(cid, None)
+                    done.append(sid)
+                    continue
+                self.failing[conn.name] = (0, None)
+                self._last_success[conn.name] = time.monotonic()
+                self._crashes.pop(sid, None)
                 held.pop(cid, None)
                 await r.set(keys.sent(ev.id), "1", ex=SENT_TTL)
                 metrics.outbound_delivered.labels(conn.name).inc()

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 from redis.exceptions import RedisError
 from telegram import Bot, InputFile, Message, ReplyParameters, Update
 from telegram.error import (BadRequest, Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter,
@@ -54,10 +55,13 @@ from telegram.request import HTTPXRequest
 from aggregator.config import TelegramChannel
 from aggregator.http_errors import json_error
 from connectors.base import Connector, DeliveryError
+from connectors.payloads import TelegramUpdate
+from connectors.validation import PayloadError, parse_json, problem
 from storage.attachments import human_size
 from storage.events import Event
 
 MAX_LEN = 4096
+BOT_API_DEPTH = 64  # nesting of a Bot API answer (a message quoting a message ... stays far below)
 MAX_CAPTION = 1024
 POLL_TIMEOUT = 20  # s a getUpdates long poll waits
 LEASE_TTL = 10.0  # s the poll/relay lease lives without renewal
@@ -179,6 +183,19 @@ def display_name(user: Any) -> str:
     return name or (f"@{user.username}" if user.username else str(user.id))
 
 
+class CheckedRequest(HTTPXRequest):
+    """Bot API answers read like every other inbound (connectors/validation.py): lone
+    surrogates replaced, numbers finite; an answer that is not that is a TelegramError."""
+
+    @staticmethod
+    def parse_json_payload(payload: bytes) -> dict:
+        try:
+            return parse_json(payload.decode("utf-8", "replace"), "Bot API answer", surrogates="replace",
+                              max_depth=BOT_API_DEPTH)
+        except PayloadError as exc:
+            raise TelegramError(f"Invalid server response: {exc}") from None
+
+
 class RateLimiter:
     """Telegram's send limits, shared by every kefu process through Redis."""
 
@@ -240,10 +257,10 @@ class TelegramConnector(Connector):
     def _make_bot(self) -> Bot:
         base = self.config.api_base.rstrip("/")
         return Bot(self._token, base_url=f"{base}/bot", base_file_url=f"{base}/file/bot",
-                   request=HTTPXRequest(connection_pool_size=16, read_timeout=30, write_timeout=30,
-                                        connect_timeout=10, media_write_timeout=60),
-                   get_updates_request=HTTPXRequest(connection_pool_size=2,
-                                                    read_timeout=POLL_TIMEOUT + 10))
+                   request=CheckedRequest(connection_pool_size=16, read_timeout=30, write_timeout=30,
+                                          connect_timeout=10, media_write_timeout=60),
+                   get_updates_request=CheckedRequest(connection_pool_size=2,
+                                                      read_timeout=POLL_TIMEOUT + 10))
 
     async def start(self) -> None:
         self._stopping = asyncio.Event()
@@ -377,13 +394,13 @@ class TelegramConnector(Connector):
         if self.bot is None or self.state != "running":
             return json_error(503, "telegram channel is restarting")
         try:
-            data = await request.json()
-        except (ValueError, UnicodeDecodeError):
-            return json_error(400, "body is not valid JSON")
-        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
-            return json_error(400, "not a Telegram update")
-        try:
+            data = parse_json(await request.read(), surrogates="replace", max_depth=BOT_API_DEPTH)
+            TelegramUpdate.model_validate(data)
             update = Update.de_json(data, self.bot)
+        except PayloadError as exc:
+            return json_error(400, str(exc))
+        except ValidationError as exc:
+            return json_error(400, f"not a Telegram update ({problem(exc)})")
         except Exception:
             return json_error(400, "not a Telegram update")
         await self.process(update)  # on an error Telegram re-delivers (no 2xx)
@@ -394,6 +411,12 @@ class TelegramConnector(Connector):
         """Handle one update.  Redis or network trouble propagates, so the update is not
         confirmed and comes again; an update that cannot be handled at all is logged and
         skipped, so it cannot block every later customer."""
+        try:
+            TelegramUpdate.model_validate(update.to_dict())
+        except ValidationError as exc:
+            self.log.warning("telegram update ignored", extra={"channel": self.name, "update": update.update_id,
+                                                               "problem": problem(exc)})
+            return
         try:
             await self.handle_update(update)
         except (RedisError, OSError, asyncio.TimeoutError, TimedOut):

@@ -30,9 +30,12 @@ from importlib import resources
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from connectors.payloads import WebchatMessage
+from connectors.validation import PayloadError, parse_json, problem
 from aggregator import files
 from aggregator.http_errors import json_error, too_many_requests
 from connectors.base import Connector
@@ -225,7 +228,7 @@ class WebchatConnector(Connector):
                 self.sockets[customer].add(ws)
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    await self._on_frame(ws, customer, ip, msg.data)
+                    await self._frame_guarded(ws, customer, ip, msg.data)
                 elif msg.type == WSMsgType.BINARY:
                     await _send_json(ws, {"type": "error", "error": "binary frames are not supported"})
                 elif msg.type == WSMsgType.ERROR:
@@ -274,26 +277,27 @@ class WebchatConnector(Connector):
 
     async def _on_frame(self, ws: web.WebSocketResponse, customer: str, ip: str, data: str) -> None:
         try:
-            frame = json.loads(data)
-        except ValueError:
-            await _send_json(ws, {"type": "error", "error": "frame is not valid JSON"})
+            raw = parse_json(data, "frame")
+        except PayloadError as exc:
+            await _send_json(ws, {"type": "error", "error": str(exc)})
             return
-        if not isinstance(frame, dict) or frame.get("type") != "message":
+        if not isinstance(raw, dict) or raw.get("type") != "message":
             await _send_json(ws, {"type": "error", "error": "expected {\"type\": \"message\", ...}"})
             return
-        text, cmid = frame.get("text"), frame.get("client_msg_id")
-        if not isinstance(cmid, str) or not cmid or len(cmid) > 128:
-            cmid = str(uuid.uuid4()) if cmid is None else None
-        if cmid is None:
-            await _send_json(ws, {"type": "error", "error": "client_msg_id must be a string"})
+        try:
+            frame = WebchatMessage.model_validate(raw)
+        except ValidationError as exc:
+            cmid = raw.get("client_msg_id")
+            await _send_json(ws, {"type": "error", "error": problem(exc),
+                                  **({"client_msg_id": cmid} if isinstance(cmid, str) and len(cmid) <= 128 else {})})
             return
-        ids = frame.get("attachments") or []
-        attachments = await self.ctx.files.describe(ids) if isinstance(ids, list) and len(ids) <= 10 else None
+        text, cmid = frame.text, frame.client_msg_id or str(uuid.uuid4())
+        attachments = await self.ctx.files.describe(list(frame.attachments or []))
         if attachments is None:
             await _send_json(ws, {"type": "error", "client_msg_id": cmid,
                                   "error": "attachments must name at most 10 uploaded files"})
             return
-        if not isinstance(text, str) or not (text.strip() or attachments):
+        if not (text.strip() or attachments):
             await _send_json(ws, {"type": "error", "client_msg_id": cmid, "error": "text is required"})
             return
         limit = self.ctx.settings.web.max_text_length
@@ -301,7 +305,7 @@ class WebchatConnector(Connector):
             await _send_json(ws, {"type": "error", "client_msg_id": cmid,
                                   "error": f"text longer than {limit} characters"})
             return
-        name = frame.get("name") if isinstance(frame.get("name"), str) else ""
+        name = frame.name or ""
         event = self.inbound_event(customer, text, platform_msg_id=f"{customer}:{cmid}",
                                    sender_name=name[:100], platform_ts=time.time(), attachments=attachments)
         limits = self.ctx.settings.limits.webchat
@@ -318,6 +322,17 @@ class WebchatConnector(Connector):
                                   "error": "temporarily unavailable, retrying"})
             return
         await _send_json(ws, {"type": "ack", "client_msg_id": cmid, "id": published.id})
+
+    async def _frame_guarded(self, ws: web.WebSocketResponse, *frame: Any) -> None:
+        """`_on_frame`; whatever still goes wrong with a frame is answered on the socket,
+        which stays open (an exception here would write an HTTP 500 into it)."""
+        try:
+            await self._on_frame(ws, *frame)
+        except (RedisConnectionError, RedisTimeoutError):
+            await _send_json(ws, {"type": "error", "retry": True, "error": "temporarily unavailable, retrying"})
+        except Exception:
+            self.log.exception("web chat frame failed", extra={"channel": self.name})
+            await _send_json(ws, {"type": "error", "error": "this message could not be taken"})
 
 
 async def _send_json(ws: web.WebSocketResponse, data: dict[str, Any]) -> bool:

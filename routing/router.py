@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ SYSTEM = "system"
 _KEYWORD_ORDER = ("dispute", "finance", "aftersales", "presales")
 _ORDER_NO = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{0,4}\d{10,24})(?![A-Za-z0-9])")
 _PHONE = re.compile(r"^1[3-9]\d{9}$")
+_MENU_ANSWER = re.compile(r"\s*([0-9]{1,2})\s*")  # ASCII digits only: int() also reads ² ① ٣
 _RAISE = {"normal": "urgent", "urgent": "dispute", "dispute": "dispute"}
 
 
@@ -81,8 +83,10 @@ class Router:
         self.consumer = StreamConsumer(
             bus, bus.keys.inbound, GROUP, self.handle, prepare=self.prepare, batch=settings.bus.batch,
             block_ms=settings.bus.block_ms, claim_idle_ms=int(settings.bus.claim_idle * 1000),
-            heartbeat_ttl=settings.bus.heartbeat_ttl,
+            heartbeat_ttl=settings.bus.heartbeat_ttl, stage="router", isolate=True,
         )
+        self.state = "starting"  # running | restarting (after a failure, backing off) | stopped
+        self.last_error: str | None = None
 
     def apply(self, settings: Settings) -> None:
         """(Re)build what the rules need from config; called again on SIGHUP."""
@@ -99,7 +103,7 @@ class Router:
 
     @property
     def running(self) -> bool:
-        return self.consumer.running
+        return self.state == "running" and self.consumer.running
 
     # -- rules (pure) ----------------------------------------------------------
     def calendar(self, role: str) -> WorkingHours | None:
@@ -143,9 +147,11 @@ class Router:
         if not isinstance(attrs, dict) or not ({"order_count", "total_spent"} & set(attrs)):
             return ""
         try:
-            orders = int(attrs.get("order_count") or 0)
+            orders = float(attrs.get("order_count") or 0)
             spent = float(attrs.get("total_spent") or 0)
         except (TypeError, ValueError):
+            return ""
+        if not (math.isfinite(orders) and math.isfinite(spent)):
             return ""
 
         def reached(th) -> bool:
@@ -245,7 +251,8 @@ class Router:
                 parts.append(say("ask_order"))
             bot.append((view, f"{ev.id}-welcome", "\n".join(parts), "", ""))
         elif view["menu_pending"]:
-            choice = self.menu.get(int(ev.text.strip())) if ev.text.strip().isdigit() else None
+            answer = _MENU_ANSWER.fullmatch(ev.text)
+            choice = self.menu.get(int(answer.group(1))) if answer else None
             choice = choice or self.keyword_role(ev.text) or None
             if choice:
                 view = await self._reroute(view, choice, context)
@@ -380,7 +387,28 @@ class Router:
 
     # -- loops -----------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        await asyncio.gather(self.consumer.run(stop), self._tick_loop(stop))
+        """Consume and tick until `stop`; restarted with backoff when it fails, like a
+        connector (connectors/supervisor.py), while `/healthz` says ``restarting``."""
+        cfg = self.settings.supervisor
+        delay = cfg.restart_initial
+        while not stop.is_set():
+            started = time.monotonic()
+            self.state = "running"
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self.consumer.run(stop))
+                    tg.create_task(self._tick_loop(stop))
+                break
+            except Exception as exc:
+                while isinstance(exc, ExceptionGroup):
+                    exc = exc.exceptions[0]
+                self.state, self.last_error = "restarting", f"{type(exc).__name__}: {exc}"[:300]
+                if time.monotonic() - started >= cfg.restart_max:
+                    delay = cfg.restart_initial  # it had been healthy: a new failure
+                log.error("router failed, restarting", extra={"error": self.last_error, "retry_in": delay})
+                await sleep_or_stop(stop, delay)
+                delay = min(delay * 2, cfg.restart_max)
+        self.state = "stopped"
 
     async def _tick_loop(self, stop: asyncio.Event) -> None:
         """Timers, queue draining and auto-away: safety nets that need no event."""

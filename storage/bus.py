@@ -12,12 +12,18 @@ Delivery rules (SPEC "Delivery promise"):
   entry is processed once in effect.
 - Streams are trimmed to the oldest entry some group still needs, so memory
   stays bounded without ever dropping unconsumed work.
+- No entry stops a consumer (SPEC "Delivery promise", last paragraph): an entry
+  that cannot be decoded, or (with ``isolate``) whose handling raises anything but
+  Redis being away, is found by halving the batch, parked with its reason
+  (`Bus.park`: the ``parked`` stream, counted per stage) and acknowledged, so it
+  never replays into a crash loop; the rest of the batch goes on.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -25,8 +31,11 @@ from typing import Any, Awaitable, Callable, Iterable
 
 import msgpack
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from storage import metrics
 from storage.events import BrokenEvent, Event
 from storage.keys import Keys
 
@@ -64,6 +73,24 @@ for _, e in ipairs(res and res[1][2] or {}) do
 end
 return cmsgpack.pack(flat)
 """
+
+
+# Answers of a Redis that is away or busy for now: the work is retried, never parked.
+_TRANSIENT_REPLIES = frozenset({"LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "OOM",
+                                "MISCONF", "BUSY", "NOREPLICAS", "NOSCRIPT"})
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def transient(exc: BaseException) -> bool:
+    """Redis (or the network) is away for now; anything else is the entry's own fault."""
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)):
+        return True
+    return isinstance(exc, ResponseError) and str(exc).split(" ", 1)[0] in _TRANSIENT_REPLIES
+
+
+def park_reason(exc: BaseException) -> str:
+    """What went wrong, for operators: quoted values (customer text) left out."""
+    return f"{type(exc).__name__}: {_QUOTED.sub('…', str(exc))}"[:300]
 
 
 @dataclass(slots=True)
@@ -111,13 +138,32 @@ class Bus:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def park(self, stream: str, entry_id: str, reason: str, raw: bytes | None) -> None:
-        log.warning("parked entry", extra={"stream": stream, "entry": entry_id, "reason": reason})
+    async def park(self, stream: str, entry_id: str, reason: str, raw: bytes | None, stage: str) -> None:
+        """Keep an entry that cannot be processed, with why (`kefu parked` lists them).
+        `reason` must not carry customer text (see park_reason)."""
+        log.warning("parked entry", extra={"stream": stream, "entry": entry_id, "reason": reason, "stage": stage})
         await self.redis.xadd(
             self.keys.parked,
-            {"stream": stream, "entry": entry_id, "reason": reason, "raw": raw or b""},
+            {"stream": stream, "entry": entry_id, "reason": reason, "stage": stage, "raw": raw or b""},
             maxlen=10000, approximate=True,
         )
+        metrics.parked.labels(stage).inc()
+
+    async def parked(self, count: int) -> list[dict[str, Any]]:
+        """The latest parked entries, newest first: id, stream, entry, stage, reason, event (no text)."""
+        out = []
+        for pid, fields in await self.redis.xrevrange(self.keys.parked, count=count):
+            f = {_sid(k): v for k, v in fields.items()}
+            item: dict[str, Any] = {"id": _sid(pid), "at": _parse_id(pid)[0] / 1000,
+                                    **{k: _sid(f.get(k, b"")) for k in ("stream", "entry", "stage", "reason")}}
+            try:
+                ev = Event.decode(f.get("raw") or b"")
+                item["event"] = {"id": ev.id, "channel": ev.channel, "type": ev.type, "direction": ev.direction,
+                                 "conversation_id": ev.conversation_id, "text_length": len(ev.text)}
+            except BrokenEvent:
+                item["event"] = None
+            out.append(item)
+        return out
 
     async def heartbeat(self, ttl: float) -> None:
         await self.redis.set(self.keys.consumer_alive(self.consumer), "1", px=int(ttl * 1000))
@@ -167,8 +213,11 @@ class StreamConsumer:
 
     def __init__(self, bus: Bus, stream: str, group: str, handler: Handler, *,
                  prepare: Prepare | None = None, batch: int = 100, block_ms: int = 1000,
-                 claim_idle_ms: int = 30000, heartbeat_ttl: float = 15.0):
+                 claim_idle_ms: int = 30000, heartbeat_ttl: float = 15.0, stage: str = "",
+                 isolate: bool = False):
         self.bus = bus
+        self.stage = stage or group  # parked entries are counted by it
+        self.isolate = isolate  # an entry whose handling raises is parked, not retried forever
         self.stream = stream
         self.group = group
         self.handler = handler
@@ -214,6 +263,8 @@ class StreamConsumer:
                         own_pending = False  # unfinished ones are retried after retry_delay
                     backoff = 0.1
                 except (RedisError, OSError) as exc:
+                    if not transient(exc):
+                        raise  # e.g. the group or stream is gone: the owner restarts this consumer
                     prefetch = None
                     log.warning("redis unavailable, retrying",
                                 extra={"stream": self.stream, "error": str(exc), "retry_in": backoff})
@@ -294,9 +345,13 @@ class StreamConsumer:
 
     async def _read_ahead(self) -> tuple[Entries, Any]:
         """The next batch, read, decoded and prepared while the previous one is
-        being handled (so this work overlaps with the handler's wait on Redis)."""
+        being handled (so this work overlaps with the handler's wait on Redis).
+        A batch `prepare` fails on is prepared again, entry by entry, in `_handle`."""
         entries = self._decode(await self._read(">"))
-        return entries, self._prepare(entries)
+        try:
+            return entries, self._prepare(entries)
+        except Exception:
+            return entries, None
 
     def _prepare(self, entries: Entries) -> Any:
         events = [(sid, ev) for sid, ev, _ in entries if not isinstance(ev, BrokenEvent)]
@@ -318,18 +373,34 @@ class StreamConsumer:
         broken: list[str] = []
         for sid, ev, raw in entries:
             if isinstance(ev, BrokenEvent):
-                await self.bus.park(self.stream, sid, str(ev), raw)
+                await self.bus.park(self.stream, sid, str(ev), raw, self.stage)
                 broken.append(sid)
-        ids = [sid for sid, ev, _ in entries if not isinstance(ev, BrokenEvent)]
-        if ids and prepared is None:
-            prepared = self._prepare(entries)
-        done = list(await self._holding(ids, self.handler(prepared))) if ids else []
+        good = [e for e in entries if not isinstance(e[1], BrokenEvent)]
+        ids = [sid for sid, _, _ in good]
+        done = list(await self._holding(ids, self._run(good, prepared))) if ids else []
         if done or broken:
             await self.bus.redis.xack(self.stream, self.group, *done, *broken)
         unfinished = len(ids) - len(done)
         if unfinished and self._retry_at is None:
             self._retry_at = time.monotonic() + self.retry_delay
         return unfinished
+
+    async def _run(self, entries: Entries, prepared: Any = None) -> list[str]:
+        """The handler on `entries`; with `isolate`, a failure is narrowed down by halves
+        to the entry that causes it, which is parked (and counts as done)."""
+        try:
+            if prepared is None:
+                prepared = self._prepare(entries)
+            return list(await self.handler(prepared))
+        except Exception as exc:
+            if not self.isolate or transient(exc):
+                raise
+            if len(entries) > 1:
+                half = len(entries) // 2
+                return await self._run(entries[:half]) + await self._run(entries[half:])
+            sid, _, raw = entries[0]
+            await self.bus.park(self.stream, sid, park_reason(exc), raw, self.stage)
+            return [sid]
 
     async def _holding(self, ids: list[str], work: Awaitable[Iterable[str]]) -> Iterable[str]:
         """Run `work` while keeping the entries in hand from looking idle, so a

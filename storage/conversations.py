@@ -119,7 +119,8 @@ def pack_ingest(events: list[Event], routing: list[Routing]) -> bytes:
         attrs = ev.meta.get("attributes")
         batch.append([ev.id, ev.channel, ev.channel_kind, ev.customer_id, ev.sender_name, ev.encode(),
                       "c" + ev.id[1:],  # a new conversation is named after its first message
-                      r.role, json.dumps(attrs, ensure_ascii=False) if attrs else "",
+                      # never NaN/Infinity: not JSON, the console could not read the conversation
+                      r.role, json.dumps(attrs, ensure_ascii=False, allow_nan=False) if attrs else "",
                       r.tier, r.priority, r.language, r.order_no, "1" if r.human else "0",
                       "1" if r.menu_pending else "0", f"{r.first_due:.3f}", f"{r.resolution_due:.3f}"])
     return msgpack.packb(batch, use_bin_type=False)

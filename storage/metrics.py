@@ -37,7 +37,8 @@ config_reload_failures = Counter("kefu_config_reload_failures", "SIGHUP reloads 
                                  registry=registry)
 http_requests = Counter("kefu_http_requests", "HTTP requests by route pattern, method and status",
                         ["route", "method", "status"], registry=registry)
-# Issue 8 item 1 adds kefu_parked_total{stage} here.
+parked = Counter("kefu_parked", "Entries parked because they could not be processed (see `kefu parked`)",
+                 ["stage"], registry=registry)
 
 first_response = Histogram(
     "kefu_first_response_seconds",

@@ -5,6 +5,10 @@ with), keeps an append-only file there, and outlives a crashed kefu on
 purpose: the next `kefu run` finds it through its pid file and reuses it, so
 nothing acknowledged is lost.  A stale pid file or socket is cleaned up and a
 fresh server started.
+
+While kefu runs, `watch` restarts the server on its own data (the append-only
+file) when it dies — kill -9, the OOM killer — and the clients reconnect by
+themselves (storage/connection.py), so kefu heals without an operator.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ class EmbeddedRedis:
         self.appendfsync = appendfsync
         self.proc: subprocess.Popen | None = None
         self.pid: int | None = None
+        self.restarts = 0  # times `watch` brought a dead server back
 
     @property
     def url(self) -> str:
@@ -74,6 +79,33 @@ class EmbeddedRedis:
                 return
             await asyncio.sleep(0.02)
         raise RuntimeError("embedded redis-server did not come up within 20 s")
+
+    def alive(self) -> bool:
+        if self.proc is not None:
+            return self.proc.poll() is None  # also reaps our dead child
+        return self.pid is not None and _alive(self.pid)  # a server left by an earlier kefu
+
+    async def watch(self, stop: asyncio.Event, interval: float = 0.5) -> None:
+        """Until `stop`: start the server again, on its data, whenever it has died."""
+        delay = interval
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+                return
+            except TimeoutError:
+                pass
+            if self.alive():
+                delay = interval
+                continue
+            log.error("embedded redis died, restarting it on its data",
+                      extra={"pid": self.pid, "exit_code": self.proc.returncode if self.proc else None})
+            try:
+                await self.start()
+                self.restarts += 1
+                delay = interval
+            except Exception as exc:
+                delay = min(delay * 2, 10.0)
+                log.error("embedded redis did not restart", extra={"error": str(exc), "retry_in": delay})
 
     async def stop(self) -> None:
         if not self.pid:

@@ -19,6 +19,8 @@ process) can steer and observe it:
 - ``delivered.jsonl``: one line per message "handed to the platform".
 - While ``refuse-<customer id>`` exists, ``send()`` to that customer raises a
   transient DeliveryError (the platform says "not now", e.g. a 429).
+- While ``poison-<customer id>`` exists, ``send()`` to that customer raises
+  ``send_exception`` (a reply that breaks the connector's code; the others go out).
 
 Customers write through ``POST /plugin/{name}/inbound`` with
 ``{"customer_id", "message_id", "text"}`` (answered 202 once in the stream).
@@ -87,7 +89,7 @@ class FaultyConnector(Connector):
 
     async def send(self, event: Event) -> None:
         _append(self.dir / "send-attempts.jsonl", {"id": event.id})
-        if (self.dir / "break-send").exists():
+        if (self.dir / "break-send").exists() or (self.dir / f"poison-{event.customer_id}").exists():
             raise self.send_exception(f"send fault for {event.id}")
         if (self.dir / f"refuse-{event.customer_id}").exists():
             raise DeliveryError(f"the platform refused {event.id} for now")

@@ -6,6 +6,7 @@ written by the test, and talked to over HTTP/WebSocket like any client would.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ from typing import Any, Awaitable, Callable
 import aiohttp
 import yaml
 
+from connectors.api import sign
 from storage.redis_server import server_binary
 
 REPO = Path(__file__).resolve().parent.parent
@@ -152,6 +154,18 @@ class Daemon:
 
     def stop(self) -> int | None:
         return self.kill(signal.SIGTERM)
+
+
+async def post_site_message(http: aiohttp.ClientSession, d: "Daemon", secret: str, customer: str,
+                            message_id: str, text: str, channel: str = "site") -> int:
+    """The shop posts a signed site message to the API channel: its status (0 if kefu is unreachable)."""
+    body = json.dumps({"customer_id": customer, "message_id": message_id, "text": text}).encode()
+    try:
+        async with http.post(f"{d.url}/api/channels/{channel}/inbound", data=body,
+                             headers={"X-Kefu-Signature": sign(secret, body)}) as r:
+            return r.status
+    except OSError:
+        return 0
 
 
 class Agent:

@@ -2,11 +2,8 @@
 reconnects by itself (SPEC "Delivery promise")."""
 from __future__ import annotations
 
-import json
-
-from connectors.api import sign
 from tests.callback_server import CallbackServer
-from tests.kefu_harness import Agent, RedisServer, wait_for
+from tests.kefu_harness import Agent, RedisServer, post_site_message, wait_for
 
 SECRET = "restart-secret"
 
@@ -21,13 +18,7 @@ async def test_redis_restart_loses_nothing(make_daemon, http, tmp_path):
     await alice.presence("online")
 
     async def send(i: int) -> int:
-        body = json.dumps({"customer_id": "u1", "message_id": f"m{i}", "text": f"message {i}"}).encode()
-        try:
-            async with http.post(d.url + "/api/channels/site/inbound", data=body,
-                                 headers={"X-Kefu-Signature": sign(SECRET, body)}) as r:
-                return r.status
-        except OSError:
-            return 0
+        return await post_site_message(http, d, SECRET, "u1", f"m{i}", f"message {i}")
 
     assert [await send(i) for i in range(10)] == [202] * 10
     conv = (await wait_for(lambda: alice.conversations(), message="conversation"))[0]

@@ -421,6 +421,12 @@ class OneBotCore:
         self._notify()
         return event
 
+    async def emit_raw(self, frame: str) -> None:
+        """Push a frame exactly as given (malformed or hostile events, for robustness tests)."""
+        for ws, role in list(self._conns):
+            if role in ("Universal", "Event") and not ws.closed:
+                await ws.send_str(frame)
+
     # ---------------------------------------------------------------- test controls
     def fail_next(self, action: str | None = "send_private_msg", retcode: int = 1400,
                   message: str = "fake failure", times: int = 1) -> None:
