@@ -54,7 +54,11 @@ async def edges(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     tg, cb = FakeTelegram(TG_TOKEN), CallbackServer(SECRET)
     await tg.start()
-    cfg = base_config(root / "data", router={"default_capacity": 5000}, channels={
+    # The abuse limits are tested in tests/test_limits.py; here every example must reach the edges.
+    no_limits = {"webchat": {k: None for k in ("messages_per_visitor", "messages_per_ip", "new_visitors_per_ip")},
+                 "api": {"messages_per_customer": None}, "login": {"attempts_per_agent": 100000,
+                                                                   "attempts_per_ip": 100000}}
+    cfg = base_config(root / "data", router={"default_capacity": 5000}, limits=no_limits, channels={
         "webchat": {"kind": "webchat"},
         "site": {"kind": "api", "secret": SECRET, "callback_url": await cb.start()},
         "tg": {"kind": "telegram", "token": TG_TOKEN, "api_base": tg.url, "mode": "webhook",

@@ -283,7 +283,7 @@ async def test_team_mode_topic_per_conversation(make_daemon, http, tg, callback)
     tg.add_forum(FORUM, "客服组")
     agents = [dict(a) for a in AGENTS]
     agents[1]["telegram_id"] = BOB_TG
-    agents[1]["roles"] = ["finance", "presales"]  # bob's refusal below is about ownership
+    agents[1]["roles"] = ["finance", "presales", "aftersales"]  # bob may see it: his refusal below is about ownership
     d = await make_daemon(channels={
         "site": {"kind": "api", "secret": SECRET, "callback_url": callback.url},
         "tg": tg_channel(tg, agents={"mode": "team", "group_id": FORUM})}, agents=agents).start()
