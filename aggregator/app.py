@@ -28,9 +28,9 @@ from aggregator.metrics import start_series
 from aggregator.state_lock import try_lock
 from aggregator.systemd_notify import notify, watchdog_interval
 from connectors import connector_class
-from connectors.base import Connector, ConnectorContext
+from connectors.base import Connector
+from connectors.context import build_context
 from connectors.supervisor import Supervisor
-from connectors.webchat import WebchatConnector
 from routing.router import Router
 from storage import metrics
 from storage.attachments import AttachmentStore
@@ -100,20 +100,19 @@ class Kefu:
         self.api = AgentApi(s, self.auth, self.store, self.actions, self.files)
         self.fanout = Fanout(self.redis)
         self.connectors: dict[str, Connector] = {}
+        stopping = asyncio.Event()  # the supervisor sets it when kefu stops
         for name, cfg in s.channels.items():
-            ctx = ConnectorContext(name=name, config=cfg, settings=s, bus=self.bus, store=self.store,
-                                   actions=self.actions, fanout=self.fanout, files=self.files,
-                                   log=logging.getLogger(f"kefu.channel.{name}"))
             try:
-                self.connectors[name] = connector_class(cfg)(ctx)
+                cls = connector_class(cfg)
+                ctx = build_context(name, cfg, s, bus=self.bus, store=self.store, files=self.files,
+                                    fanout=self.fanout, off_hours=self.router.off_hours_text, stopping=stopping,
+                                    actions=self.actions if cls.relays_agents else None)
+                self.connectors[name] = cls(ctx)
             except Exception as exc:
                 raise StartupError(f"channel {name!r}: cannot load its connector: {exc}") from None
         self.supervisor = Supervisor(s, self.bus, self.connectors)
         start_series(self.connectors, s)
         self.fanout.subscribe(self.keys.agent_events, self.api.on_event)
-        for conn in self.connectors.values():
-            if isinstance(conn, WebchatConnector):
-                self.fanout.subscribe(self.keys.webchat_push(conn.name), conn.on_push)
 
     async def _serve(self) -> None:
         s = self.settings

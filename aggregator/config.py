@@ -414,6 +414,13 @@ class QuickReply(Section):
 class SupervisorConfig(Section):
     restart_initial: PositiveDuration = 1.0  # before the first restart of a failed connector
     restart_max: PositiveDuration = 60.0  # backoff doubles up to this
+    # A reply a platform refuses is retried after delivery_retry_initial, doubling up to
+    # delivery_retry_max, and parked (`kefu parked`) after delivery_attempts refusals.
+    # While a channel cannot send at all (not connected, its server away) replies wait,
+    # retried on the same backoff, however long it takes.
+    delivery_attempts: int = Field(8, ge=1)
+    delivery_retry_initial: PositiveDuration = 1.0
+    delivery_retry_max: PositiveDuration = 15.0
 
 
 class Settings(Section):

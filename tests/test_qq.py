@@ -12,7 +12,7 @@ import uuid
 import aiohttp
 import pytest
 
-from connectors.qq import normalise, split_text
+from connectors.qq.codec import normalise
 from tests.callback_server import CallbackServer
 from tests.fakes.onebot import (
     FakeOneBotForward,
@@ -23,6 +23,7 @@ from tests.fakes.onebot import (
 from tests.kefu_harness import DEFAULT_AGENTS, Agent, wait_for
 
 TOKEN = "qq-access-token"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 40  # what sniff_image takes for a PNG
 BOT = 10001
 SECRET = "site-secret-for-qq-tests"
 
@@ -112,13 +113,6 @@ def test_normalise_segments_and_cq_strings():
     assert normalise([Seg.file("发票.pdf")])["text"] == "[文件] 发票.pdf"
 
 
-def test_long_replies_split_at_boundaries():
-    text = ("第一段。" * 500) + "\n\n" + ("x" * 4000)
-    parts = split_text(text, 3000)
-    assert "".join(parts).replace("\n", "") == text.replace("\n", "")
-    assert all(len(p) <= 3000 for p in parts) and parts[0].endswith("。")
-
-
 # ---------------------------------------------------------------------- customer side
 async def test_reverse_ws_customer_round_trip(make_daemon, http):
     d = await make_daemon(channels={"webchat": {"kind": "webchat"}, "qq": qq_channel()}).start()
@@ -167,20 +161,27 @@ async def test_reverse_ws_customer_round_trip(make_daemon, http):
     await fake.emit_event({"post_type": "message_sent", "message_type": "private", "self_id": BOT,
                            "user_id": BOT, "target_id": 20001, "message_id": 5555,
                            "message": [Seg.text("马上为您补发")], "sender": {"user_id": BOT}})
-    # Image, face and a quote of the bot's reply, as an array message.
+    # Image, face and a quote of the bot's reply, as an array message.  The image is
+    # fetched from the OneBot host (whose address expires) and kept by kefu, typed by
+    # its bytes (the host says image/jpeg, the bytes are a PNG).
+    url = await fake.add_media("abc.jpg", PNG, "image/jpeg")
     await fake.inject_private_message(20001, [
         Seg.reply(sent["message_id"]), Seg.text("还是不行"), Seg.face(14),
-        Seg.image(file="abc.jpg", url="https://multimedia.example/abc.jpg", file_size=2048)])
+        Seg.image(file="abc.jpg", url=url, file_size=len(PNG))])
     msgs = await wait_for(lambda: _n_messages(alice, cid, 3), message="image message")
     texts = [m["text"] for m in msgs]
     assert texts[:2] == ["我的卡密没收到", "马上为您补发"]
     assert "还是不行[表情]" in texts[2] and "马上为您补发" in texts[2]  # the quote is shown
-    assert msgs[2]["attachments"] == [{"type": "image", "name": "abc.jpg", "size": 2048,
-                                       "url": "https://multimedia.example/abc.jpg"}]
-    # An image alone still reads as something in the console.
-    await fake.inject_private_message(20001, [Seg.image(file="b.png", url="https://m.example/b.png")])
+    (image,) = msgs[2]["attachments"]
+    assert image["type"] == "image/png" and image["name"] == "abc.jpg" and image["size"] == len(PNG)
+    assert image["url"].startswith("/files/")
+    async with http.get(d.url + image["url"]) as r:
+        assert r.status == 200 and r.headers["Content-Type"] == "image/png" and await r.read() == PNG
+    # An image alone still reads as something in the console, also when it is gone from the host.
+    await fake.inject_private_message(20001, [Seg.image(file="b.png", url=fake.media_base_url + "/media/gone")])
     msgs = await wait_for(lambda: _n_messages(alice, cid, 4), message="image-only message")
-    assert msgs[3]["text"] == "[图片]" and msgs[3]["attachments"][0]["url"] == "https://m.example/b.png"
+    assert msgs[3]["text"] == "[图片]" and "url" not in msgs[3]["attachments"][0]
+    assert "404" in msgs[3]["attachments"][0]["error"]
     assert len(await human_messages(alice, cid)) == 4  # nothing duplicated or looped back
 
     # Friend requests are accepted.
@@ -221,7 +222,7 @@ async def test_forward_ws_cq_strings_reconnect_and_no_duplicates(make_daemon, ht
     cid = conv["id"]
     msgs = await human_messages(bob, cid)
     assert msgs[0]["text"] == "付款失败 [订单] & 退款"
-    assert msgs[0]["attachments"][0]["type"] == "file" and msgs[0]["attachments"][0]["name"] == "发票.pdf"
+    assert msgs[0]["attachments"][0]["type"] == "application/pdf" and msgs[0]["attachments"][0]["name"] == "发票.pdf"
 
     code, _ = await bob.reply(cid, "请提供订单号")
     assert code == 201
@@ -302,7 +303,7 @@ async def test_kefu_killed_mid_conversation_loses_and_duplicates_nothing(shared_
     # The waiting reply goes out once; the re-sent old event is ignored.
     await fake.wait_for_sent(sent_to(fake, 20001, "收到,正在核实"), timeout=30)
     await fake.inject_private_message(20001, "卡密无效", message_id=first["message_id"])
-    await fake.inject_private_message(20001, [Seg.image(file="s.png", url="https://m.example/s.png")])
+    await fake.inject_private_message(20001, [Seg.image(file="s.png", url=await fake.add_media("s.png", PNG, "image/png"))])
     alice = await Agent(d, http, "alice").login()
     msgs = await wait_for(lambda: _n_messages(alice, cid, 4), message="screenshot")
     assert [m["text"] for m in msgs] == ["卡密无效", "请发截图", "收到,正在核实", "[图片]"]

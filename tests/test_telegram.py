@@ -462,23 +462,8 @@ async def _customer_texts(agent: Agent, cid: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------- pure helpers
-def test_split_text_prefers_sensible_boundaries():
-    from connectors.telegram import split_text, utf16_len
-
-    assert split_text("short") == ["short"]
-    lines = "\n".join(f"line {i}: " + "x" * 50 for i in range(200))  # no paragraphs
-    parts = split_text(lines)
-    assert all(utf16_len(p) <= 4096 for p in parts) and all(p.startswith("line ") for p in parts)
-    sentences = "这是一句话。" * 1500  # no line breaks: cut after a sentence
-    parts = split_text(sentences)
-    assert all(p.endswith("。") for p in parts) and "".join(parts) == sentences
-    emoji = "😀" * 5000  # 2 UTF-16 units each, as Telegram counts: hard cut, never inside one
-    parts = split_text(emoji)
-    assert all(utf16_len(p) <= 4096 for p in parts) and "".join(parts) == emoji
-
-
 def test_agent_commands_are_parsed():
-    from connectors.telegram_agents import parse_command
+    from connectors.telegram.agents import parse_command
 
     assert parse_command("/transfer finance") == ("transfer", "finance")
     assert parse_command("/claim@kefu_bot") == ("claim", "")
