@@ -5,6 +5,7 @@ requests, the account going offline) and agents answering from QQ.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -512,3 +513,65 @@ async def test_reverse_split_event_and_api_connections(make_daemon, http):
     assert not events.actions  # actions never go to the event-only connection
     await events.stop()
     await api.stop()
+
+
+def _log_records(d, msg: str) -> list[dict]:
+    out = []
+    for line in d.log_path.read_text(errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("msg") == msg:
+            out.append(rec)
+    return out
+
+
+async def test_a_reply_qq_keeps_refusing_is_parked_after_growing_waits(make_daemon, http):
+    """OneBot refuses one reply again and again while the account is online: each failure
+    is logged with a longer wait before the next try, then the reply is parked (kept,
+    counted, listed) and the customer's next reply goes out."""
+    d = await make_daemon(channels={"qq": qq_channel()},
+                          supervisor={"delivery_attempts": 4, "delivery_retry_initial": 0.2,
+                                      "delivery_retry_max": 5}).start()
+    alice = await Agent(d, http, "alice").login()
+    await alice.presence("online")
+    fake = await reverse_fake(d)
+    await fake.inject_private_message(20001, "在吗")
+    cid = (await wait_for(lambda: conv_of(alice, "qq", "20001"), message="QQ conversation"))["id"]
+    await fake.wait_for(lambda: fake.sent, timeout=10)  # kefu's welcome is out
+    fake.fail_next("send_private_msg", retcode=1200, message="消息被拒收", times=4)
+    code, refused = await alice.reply(cid, "这条会被拒收")
+    assert code == 201
+    parked = await wait_for(lambda: _health_parked(d), 30, message="the refused reply parked")
+    assert parked == 1
+    failures = [r for r in _log_records(d, "delivery failed, will retry") if r["message_id"] == refused["id"]]
+    assert [r["retry_in"] for r in failures] == [0.2, 0.4, 0.8] and all("1200" in r["error"] for r in failures)
+    (gave_up,) = _log_records(d, "reply parked: the platform refuses it")
+    assert gave_up["message_id"] == refused["id"] and gave_up["attempts"] == 4
+    code, _ = await alice.reply(cid, "换个说法")
+    assert code == 201
+    await fake.wait_for_sent(sent_to(fake, 20001, "换个说法"), timeout=10)
+    assert not [s for s in fake.sent if "拒收" in s["text"]]
+    await fake.stop()
+
+
+async def _health_parked(d) -> int:
+    return (await _health(d))["parked"]
+
+
+async def test_stopping_with_qq_connected_waits_for_nothing(make_daemon, http):
+    """SIGTERM while OneBot is connected (sending heartbeats, and dialling again at once
+    when kefu closes the socket): the connector stops at once — never cut off by the
+    supervisor's stop timeout — and kefu exits 0.  Three stops, each at another moment
+    of kefu's own one-second rounds."""
+    d = make_daemon(channels={"qq": qq_channel()}, bus={"block_ms": 1000})
+    for beats in (3, 4, 5):
+        await d.start()
+        fake = await reverse_fake(d, heartbeat_interval=370)
+        await fake.wait_for(lambda: len([e for e in fake.events if e.get("meta_event_type") == "heartbeat"])
+                            >= beats, timeout=10)
+        assert await asyncio.to_thread(d.stop) == 0  # OneBot goes on meanwhile
+        await fake.stop()
+        assert not _log_records(d, "connector stop failed"), beats
+    assert len(_log_records(d, "stopped")) == 3
