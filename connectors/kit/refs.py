@@ -3,7 +3,8 @@
 What a message the bot sent belongs to — the conversation, the kefu message id, a
 snippet, whom it went to — is remembered under the platform's id, so that a quote
 or a reply-to on the platform finds its conversation (a QQ customer quoting a
-reply, an agent answering a relayed message).
+reply, an agent answering a relayed message).  The other way round — the platform ids
+a reply became — is what connectors/kit/parts.py records.
 """
 from __future__ import annotations
 
