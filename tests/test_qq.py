@@ -515,18 +515,6 @@ async def test_reverse_split_event_and_api_connections(make_daemon, http):
     await api.stop()
 
 
-def _log_records(d, msg: str) -> list[dict]:
-    out = []
-    for line in d.log_path.read_text(errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if rec.get("msg") == msg:
-            out.append(rec)
-    return out
-
-
 async def test_a_reply_qq_keeps_refusing_is_parked_after_growing_waits(make_daemon, http):
     """OneBot refuses one reply again and again while the account is online: each failure
     is logged with a longer wait before the next try, then the reply is parked (kept,
@@ -545,9 +533,9 @@ async def test_a_reply_qq_keeps_refusing_is_parked_after_growing_waits(make_daem
     assert code == 201
     parked = await wait_for(lambda: _health_parked(d), 30, message="the refused reply parked")
     assert parked == 1
-    failures = [r for r in _log_records(d, "delivery failed, will retry") if r["message_id"] == refused["id"]]
+    failures = [r for r in d.log_records("delivery failed, will retry") if r["message_id"] == refused["id"]]
     assert [r["retry_in"] for r in failures] == [0.2, 0.4, 0.8] and all("1200" in r["error"] for r in failures)
-    (gave_up,) = _log_records(d, "reply parked: the platform refuses it")
+    (gave_up,) = d.log_records("reply parked: the platform refuses it")
     assert gave_up["message_id"] == refused["id"] and gave_up["attempts"] == 4
     code, _ = await alice.reply(cid, "换个说法")
     assert code == 201
@@ -573,5 +561,5 @@ async def test_stopping_with_qq_connected_waits_for_nothing(make_daemon, http):
                             >= beats, timeout=10)
         assert await asyncio.to_thread(d.stop) == 0  # OneBot goes on meanwhile
         await fake.stop()
-        assert not _log_records(d, "connector stop failed"), beats
-    assert len(_log_records(d, "stopped")) == 3
+        assert not d.log_records("connector stop failed"), beats
+    assert len(d.log_records("stopped")) == 3
