@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import secrets
 
-from aggregator import quick_replies
-from aggregator.config import AgentConfig, Settings
-from routing import permissions
+from typing import TYPE_CHECKING
+
+from routing import permissions, quick_replies
+from routing.config import AgentConfig
 from routing.permissions import SUPERVISOR
 from routing.router import Router
 from storage.audit import AuditLog
 from storage.conversations import ConversationError, ConversationStore
+
+if TYPE_CHECKING:
+    from aggregator.config import Settings
 
 REFUSALS = {
     "not_found": (404, "conversation not found"),
