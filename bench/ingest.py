@@ -12,21 +12,15 @@ from typing import Any
 import aiohttp
 
 from bench.common import log, pct, proc_ticks
-from bench.kefu_process import KefuProcess, run_loadgen
+from bench.kefu_process import drive
 from bench.loadgen import AgentSocket, Poster
 
 
 async def bench_ingest(tmp: Path, a: argparse.Namespace) -> dict[str, Any]:
-    k = await KefuProcess(tmp / "kefu-ingest", a.redis_url, a.agent_capacity).start()
-    try:
-        log(f"ingest: kefu pid {k.proc.pid} on {k.url}; {a.rate} msg/s for {a.duration} s")
-        out = await asyncio.to_thread(run_loadgen, [
-            "--mode", "latency", "--url", k.url, "--pid", str(k.proc.pid), "--sink-port", str(k.sink_port),
-            "--rate", str(a.rate), "--duration", str(a.duration),
-            "--warmup", str(a.warmup), "--customers", str(a.customers)])
-    finally:
-        await k.stop()
-    return out
+    log(f"ingest: {a.rate} msg/s for {a.duration} s")
+    return await drive(tmp / "kefu-ingest", a, "latency", [
+        "--rate", str(a.rate), "--duration", str(a.duration), "--warmup", str(a.warmup),
+        "--customers", str(a.customers)])
 
 
 async def load_latency(a: argparse.Namespace) -> dict[str, Any]:

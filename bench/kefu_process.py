@@ -2,6 +2,7 @@
 process (`pipeline.py _load`) that the ingest and rss phases drive it with."""
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -15,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import delete_prefix, free_port
+from bench.common import delete_prefix, free_port, log
 from bench.workload import CHANNEL, SECRET
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,10 +95,18 @@ class KefuProcess:
             await delete_prefix(self.redis_url, self.prefix)
 
 
-def run_loadgen(args: list[str]) -> dict[str, Any]:
-    """The load generator runs in its own process (its CPU is not kefu's)."""
-    cmd = [sys.executable, str(REPO / "bench" / "pipeline.py"), "_load", *args]
-    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True, check=False)
+async def drive(workdir: Path, a: argparse.Namespace, mode: str, args: list[str]) -> dict[str, Any]:
+    """A fresh `kefu run` driven by the load generator (in its own process, so that its
+    CPU is not kefu's) in `mode` (latency, rss) with `args`; the generator's figures."""
+    k = await KefuProcess(workdir, a.redis_url, a.agent_capacity).start()
+    try:
+        log(f"{mode}: kefu pid {k.proc.pid} on {k.url}")
+        cmd = [sys.executable, str(REPO / "bench" / "pipeline.py"), "_load", "--mode", mode, "--url", k.url,
+               "--pid", str(k.proc.pid), "--sink-port", str(k.sink_port), *args]
+        res = await asyncio.to_thread(subprocess.run, cmd, stdout=subprocess.PIPE, stderr=None, text=True,
+                                      check=False)
+    finally:
+        await k.stop()
     lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
     if res.returncode != 0 or not lines:
         raise RuntimeError(f"load generator failed ({res.returncode}): {res.stdout[-2000:]}")

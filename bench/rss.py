@@ -11,21 +11,15 @@ from typing import Any
 import aiohttp
 
 from bench.common import log, pct, rss_kb
-from bench.kefu_process import KefuProcess, run_loadgen
+from bench.kefu_process import drive
 from bench.loadgen import AgentSocket, Poster
 
 
 async def bench_rss(tmp: Path, a: argparse.Namespace) -> dict[str, Any]:
-    k = await KefuProcess(tmp / "kefu-rss", a.redis_url, a.agent_capacity).start()
-    try:
-        log(f"rss: kefu pid {k.proc.pid}; {a.rss_messages} messages, {a.concurrency} in flight")
-        out = await asyncio.to_thread(run_loadgen, [
-            "--mode", "rss", "--url", k.url, "--pid", str(k.proc.pid), "--sink-port", str(k.sink_port),
-            "--messages", str(a.rss_messages), "--checkpoint", str(a.rss_checkpoint),
-            "--concurrency", str(a.concurrency), "--customers", str(a.rss_customers)])
-    finally:
-        await k.stop()
-    return out
+    log(f"rss: {a.rss_messages} messages, {a.concurrency} in flight")
+    return await drive(tmp / "kefu-rss", a, "rss", [
+        "--messages", str(a.rss_messages), "--checkpoint", str(a.rss_checkpoint),
+        "--concurrency", str(a.concurrency), "--customers", str(a.rss_customers)])
 
 
 async def load_rss(a: argparse.Namespace) -> dict[str, Any]:
