@@ -1,0 +1,166 @@
+"""ArchiveConsumer: the change log (`Keys.changes`) -> the archive, through the group `archive`.
+
+A small reader of its own rather than storage/bus.py's StreamConsumer, which
+decodes Events, spreads work over every process and reclaims by heartbeat: the
+archive has exactly one writer (writer_lock.py), so the process holding the lock
+reads alone.  On taking the lock it claims every entry still pending in the
+group — whoever read them is dead or no longer writing — then reads in batches:
+decode, park what cannot be decoded, `ArchiveWriter.apply` in one transaction,
+and XACK only after the commit.  A kill -9 between commit and XACK leaves the
+batch pending; the next writer replays it and the writer's idempotency makes
+that write nothing twice.  Between batches the lock holder runs periodic jobs
+(rollups, chain-head anchors, retention), so they too run in one process only.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
+from storage import changes as ch
+from storage.archive.writer import ArchiveWriter
+from storage.archive.writer_lock import WriterLock
+from storage.bus import Bus, sleep_or_stop
+from storage.changes import BrokenChange, Change
+
+log = logging.getLogger("kefu.archive")
+
+GROUP = "archive"
+LOCK_RETRY_S = 5.0
+
+
+@dataclass(slots=True)
+class Periodic:
+    """A job the writer's process runs every `interval` seconds between batches."""
+    name: str
+    interval: float
+    run: Callable[[], Awaitable[object]]
+    due: float = 0.0
+
+
+class ArchiveConsumer:
+    def __init__(self, bus: Bus, writer: ArchiveWriter, *, batch: int = 500, block_ms: int = 1000,
+                 jobs: list[Periodic] | None = None):
+        self.bus = bus
+        self.writer = writer
+        self.stream = bus.keys.changes
+        self.batch = batch
+        self.block_ms = block_ms
+        self.jobs = jobs or []
+        self.writing = False  # this process holds the writer lock
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Write the archive while this process holds the writer lock; wait for it otherwise."""
+        while not stop.is_set():
+            try:
+                lock = await WriterLock.try_acquire(self.writer.engine)
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("archive unavailable", extra={"error": str(exc), "retry_in": LOCK_RETRY_S})
+                lock = None
+            if lock is None:
+                await sleep_or_stop(stop, LOCK_RETRY_S)
+                continue
+            self.writing = True
+            log.info("archive writer", extra={"consumer": self.bus.consumer})
+            try:
+                await self._write(stop, lock)
+            finally:
+                self.writing = False
+                await lock.release()
+
+    async def _write(self, stop: asyncio.Event, lock: WriterLock) -> None:
+        backoff = 0.1
+        start = "0"  # this consumer's own pending entries first (after a take-over or a failed batch)
+        taken_over = False
+        while not stop.is_set():
+            try:
+                if not taken_over:
+                    await self.bus.ensure_group(self.stream, GROUP)
+                    await self._take_over()
+                    taken_over = True
+                entries = await self._read(start)
+                if start == "0" and not entries:
+                    start = ">"
+                    continue
+                if entries:
+                    if not await lock.held():
+                        log.warning("archive writer lock lost")
+                        return
+                    await self._handle(entries)
+                await self._run_jobs()
+                backoff = 0.1
+            except (RedisError, SQLAlchemyError, OSError) as exc:
+                log.warning("archive write failed, retrying", extra={"error": str(exc), "retry_in": backoff})
+                await sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 5.0)
+                start = "0"
+
+    async def poll_once(self) -> int:
+        """Write everything waiting now, without blocking (tests, benchmarks); the caller
+        is the only writer.  Returns how many entries were handled."""
+        await self.bus.ensure_group(self.stream, GROUP)
+        await self._take_over()
+        total = 0
+        for start in ("0", ">"):
+            while entries := await self._read(start, block=False):
+                await self._handle(entries)
+                total += len(entries)
+        return total
+
+    async def _take_over(self) -> None:
+        """Claim what other (dead) consumers of the group left pending, and forget them."""
+        r, me = self.bus.redis, self.bus.consumer
+        cursor = "0-0"
+        while True:
+            cursor, claimed, *_ = await r.xautoclaim(self.stream, GROUP, me, 0, start_id=cursor,
+                                                     count=self.batch, justid=True)
+            if claimed:
+                log.info("archive took over pending entries", extra={"count": len(claimed)})
+            if cursor in (b"0-0", "0-0"):
+                break
+        for c in await r.xinfo_consumers(self.stream, GROUP):
+            name = c["name"].decode() if isinstance(c["name"], bytes) else c["name"]
+            if name != me and not c["pending"]:
+                await r.xgroup_delconsumer(self.stream, GROUP, name)
+
+    async def _read(self, start: str, *, block: bool = True) -> list[tuple[str, dict]]:
+        client = self.bus.blocking if start == ">" and block else self.bus.redis
+        res = await client.xreadgroup(GROUP, self.bus.consumer, {self.stream: start}, count=self.batch,
+                                      block=self.block_ms if start == ">" and block else None)
+        if not res:
+            return []
+        return [(sid.decode() if isinstance(sid, bytes) else sid, fields) for sid, fields in res[0][1]]
+
+    async def _handle(self, entries: list[tuple[str, dict]]) -> None:
+        changes: list[Change] = []
+        for sid, fields in entries:
+            try:
+                if not fields:
+                    continue  # trimmed away while pending
+                change = Change.decode(fields)
+                if change.kind == ch.MESSAGE and change.message() is None:
+                    raise BrokenChange("message record whose message cannot be read")
+            except BrokenChange as exc:
+                raw = fields.get(b"c", fields.get("c")) if fields else None
+                await self.bus.park(self.stream, sid, str(exc), raw if isinstance(raw, bytes) else None)
+                continue
+            changes.append(change)
+        applied = await self.writer.apply(changes)
+        await self.bus.redis.xack(self.stream, GROUP, *(sid for sid, _ in entries))
+        log.debug("archived", extra={"entries": len(entries), "messages": applied.messages})
+
+    async def _run_jobs(self) -> None:
+        now = time.monotonic()
+        for job in self.jobs:
+            if now < job.due:
+                continue
+            job.due = now + job.interval
+            try:
+                await job.run()
+            except (SQLAlchemyError, RedisError, OSError) as exc:
+                log.warning("archive job failed", extra={"job": job.name, "error": str(exc)})
