@@ -22,6 +22,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from routing.working_hours import WorkingHoursConfig
+from storage.archive.config import ArchiveConfig, RetentionConfig
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -331,6 +332,8 @@ class Settings(Section):
     bus: BusConfig = BusConfig()
     router: RouterConfig = RouterConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
+    archive: ArchiveConfig = ArchiveConfig()  # storage/archive/config.py
+    retention: RetentionConfig = RetentionConfig()
     roles: dict[Annotated[str, Field(pattern=_ID)], RoleConfig] = Field(default_factory=_default_roles)
     hours: dict[str, WorkingHoursConfig] = {}  # named calendars (routing/working_hours.py)
     tiers: TiersConfig = TiersConfig()

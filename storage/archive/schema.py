@@ -53,6 +53,7 @@ conversations = sa.Table(
     sa.Column("last_message_id", sa.Text),  # what a person last wrote (inbox preview)
     sa.Column("message_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("head_hash", sa.Text),  # the last evidence link's hash
+    sa.Column("anchored_seq", sa.Integer, nullable=False, server_default="0"),  # covered by an anchor up to
     sa.Column("state", sa.Text, nullable=False, server_default="{}"),  # the live hash, JSON
     sa.Column("state_ts", sa.Double, nullable=False, server_default="0"),  # time of that snapshot
     sa.Column("purged_at", sa.Double),
@@ -91,7 +92,7 @@ evidence_anchors = sa.Table(
     sa.Column("ts", sa.Double, nullable=False),
     sa.Column("prev", sa.Text, nullable=False),
     sa.Column("hash", sa.Text, nullable=False),
-    sa.Column("heads", sa.Text, nullable=False),  # JSON [[conversation, seq], ...]
+    sa.Column("heads", sa.Text, nullable=False),  # JSON [[conversation, seq, link hash], ...]
 )
 
 conversation_events = sa.Table(

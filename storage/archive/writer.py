@@ -92,7 +92,7 @@ def _new_row(cid: str) -> dict[str, Any]:
     row: dict[str, Any] = {col.name: None for col in schema.conversations.columns}
     row.update(id=cid, channel="", channel_kind="", customer_id="", customer_name="", contact="", role="",
                tier="", priority="normal", status="", assignee="", opened_at=0.0, updated_at=0.0,
-               sla_breached=False, message_count=0, state="{}", state_ts=0.0)
+               sla_breached=False, message_count=0, anchored_seq=0, state="{}", state_ts=0.0)
     return row
 
 
