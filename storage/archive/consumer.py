@@ -118,7 +118,7 @@ class ArchiveConsumer:
         cursor = "0-0"
         while True:
             cursor, claimed, *_ = await r.xautoclaim(self.stream, GROUP, me, 0, start_id=cursor,
-                                                     count=self.batch, justid=True)
+                                                     count=self.batch)
             if claimed:
                 log.info("archive took over pending entries", extra={"count": len(claimed)})
             if cursor in (b"0-0", "0-0"):
