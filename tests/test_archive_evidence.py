@@ -133,9 +133,6 @@ async def test_the_cli_exports_and_verifies_while_the_writer_is_connected(archiv
         assert exported.returncode == 0, exported.stderr
         ok = _kefu("evidence", "verify", "b.json", "--config", "kefu.yaml", cwd=tmp_path)
         assert ok.returncode == 0 and "intact" in ok.stdout
-        assert _kefu("evidence", "verify", "--config", "kefu.yaml", cwd=tmp_path).returncode == 0
         await archive.sql("UPDATE messages SET text = 'changed' WHERE id = 'm_c_cli_2'")
         broken = _kefu("evidence", "verify", "--config", "kefu.yaml", cwd=tmp_path)
         assert broken.returncode == 1 and "m_c_cli_2" in broken.stdout
-        missing = _kefu("evidence", "export", "c_none", "-o", "x.json", "--config", "kefu.yaml", cwd=tmp_path)
-        assert missing.returncode == 1 and "c_none" in missing.stderr
