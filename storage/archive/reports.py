@@ -7,7 +7,7 @@ the period; the partial days at its edges and days the writer has touched since
 their rollup (`rollup_dirty`) are counted from the conversations themselves, so
 the answer is exact whenever it is asked.  Percentiles (first response and
 resolution, nearest rank) are read from the conversations through the index on
-(opened_at, first_response_s, resolution_s).
+(opened_at, first_response_s, resolution_s), sorted once per figure.
 
 - First response: seconds from the customer's first message to the first
   message of a human agent after it (bot and system messages do not count).
@@ -85,19 +85,13 @@ async def refresh_rollups(engine: AsyncEngine, limit: int = 31) -> int:
 
 
 async def _percentiles(conn: AsyncConnection, column: sa.Column, start: float, end: float) -> dict:
+    """p50 and p90 (nearest rank) of `column` over the conversations opened in [start, end):
+    one sorted read through the covering index, instead of a sort per percentile."""
     c = schema.conversations
-    where = (c.c.opened_at >= start, c.c.opened_at < end, column.is_not(None))
-    n = (await conn.execute(sa.select(sa.func.count()).select_from(c).where(*where))).scalar_one()
-    out: dict[str, float | None] = {}
-    for p in (50, 90):
-        if not n:
-            out[f"p{p}"] = None
-            continue
-        rank = max(1, math.ceil(p / 100 * n))
-        value = (await conn.execute(sa.select(column).where(*where).order_by(column)
-                                    .offset(rank - 1).limit(1))).scalar_one()
-        out[f"p{p}"] = round(value, 3)
-    return out
+    values = (await conn.execute(sa.select(column).where(c.c.opened_at >= start, c.c.opened_at < end,
+                                                         column.is_not(None)).order_by(column))).scalars().all()
+    return {f"p{p}": round(values[max(1, math.ceil(p / 100 * len(values))) - 1], 3) if values else None
+            for p in (50, 90)}
 
 
 async def report(engine: AsyncEngine, start: float, end: float) -> dict:
