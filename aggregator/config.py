@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, SecretStr,
+from pydantic import (BaseModel, ConfigDict, Field, HttpUrl, SecretStr,
                       ValidationError, field_validator, model_validator)
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -23,6 +23,8 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from routing.working_hours import WorkingHoursConfig
 from storage.archive.config import ArchiveConfig, RetentionConfig
+from storage.durations import Duration
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -34,20 +36,6 @@ class Localized(Section):
 
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _seconds(v: Any) -> Any:
-    """'90s', '5m', '2h', '1d' or a number of seconds."""
-    if isinstance(v, str):
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", v)
-        if not m:
-            raise ValueError("must be a duration like 90s, 5m, 2h, 1d")
-        return float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    return v
-
-
-Duration = Annotated[float, BeforeValidator(_seconds), Field(ge=0)]
 
 
 class LogConfig(Section):

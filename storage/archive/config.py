@@ -7,26 +7,11 @@ retention: {transcripts: 365d}
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(v: Any) -> Any:
-    """'30s', '15m', '12h', '365d' or a number of seconds -> seconds."""
-    if isinstance(v, str):
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", v)
-        if not m:
-            raise ValueError("must be a duration like 30s, 15m, 12h, 365d")
-        return float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    return v
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+from storage.durations import Duration
 
 SQLITE_FILE = "archive.sqlite3"
 
