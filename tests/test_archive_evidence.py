@@ -69,6 +69,19 @@ async def test_tampering_with_the_archive_fails_verification_naming_the_message(
     assert not verdict.ok and verdict.message_id == broken and verdict.conversation_id == "c_dispute"
 
 
+async def test_chain_heads_are_logged_for_operators_to_anchor(chained, caplog):
+    caplog.set_level("INFO", logger="kefu.archive")
+    anchor = await anchor_heads(chained.engine, now=2_000_000)
+    (line,) = [r for r in caplog.records if r.getMessage() == "evidence chain heads"]
+    assert line.anchor == anchor["hash"] and line.conversations == 2
+    assert [h[:2] for h in json.loads(anchor["heads"])] == [["c_dispute", 7], ["c_other", 2]]
+    await chained.writer.apply([Transcript("c_other").message("m_late", "还在吗", 1_000_100)])
+    again = await anchor_heads(chained.engine, now=2_000_100)
+    assert again["prev"] == anchor["hash"] and [h[:2] for h in json.loads(again["heads"])] == [["c_other", 3]]
+    bundle = await export_bundle(chained.read, "c_other")
+    assert [a["hash"] for a in bundle["anchors"]] == [anchor["hash"], again["hash"]] and verify_bundle(bundle).ok
+
+
 async def test_a_chain_rewritten_consistently_still_fails_against_its_anchor(chained):
     anchor = await anchor_heads(chained.engine, now=2_000_000)
     assert anchor is not None and await anchor_heads(chained.engine) is None  # nothing new since
