@@ -7,8 +7,8 @@ they are); queries have at least 2 characters (Chinese words are often two:
 `limit`, only in conversations `visible` allows, text raw — the caller masks it.
 
 How candidates are found before the exact substring check:
-- 3+ characters: trigrams — SQLite FTS5's trigram tokenizer, PostgreSQL's pg_trgm
-  GIN index with ILIKE;
+- 3+ characters: trigrams — SQLite FTS5's trigram tokenizer (every trigram of the
+  query), PostgreSQL's pg_trgm GIN index with ILIKE;
 - 2 characters, both CJK: the message's CJK bigrams (`messages.grams`, written by
   the archive writer) — an FTS5 index on SQLite, a GIN index over the array on
   PostgreSQL;
@@ -41,8 +41,7 @@ def cjk_bigrams(text: str) -> str:
     """The CJK bigrams of `text`, space separated, each once: what `messages.grams` holds."""
     grams: dict[str, None] = {}
     for run in _CJK.findall(text):
-        for i in range(len(run) - 1):
-            grams[run[i:i + 2]] = None
+        grams.update(dict.fromkeys(map(str.__add__, run, run[1:])))
     return " ".join(grams)
 
 
@@ -100,9 +99,11 @@ async def search(engine: AsyncEngine, q: str, visible: Visibility, limit: int = 
     elif cjk_pair or len(q) >= 3:
         # Driven by the FTS5 index in rowid order, so LIMIT stops the scan early.
         name = "messages_grams" if cjk_pair else "messages_trigram"
+        tokens = [q] if cjk_pair else list(dict.fromkeys(q[i:i + 3] for i in range(len(q) - 2)))
+        match = " AND ".join('"' + t.replace('"', '""') + '"' for t in tokens)
         fts = sa.table(name, sa.column("rowid"))
         query = (query.join(fts, fts.c.rowid == m.c.pk)
-                 .where(sa.text(f"{name} MATCH :fts").bindparams(fts='"' + q.replace('"', '""') + '"'))
+                 .where(sa.text(f"{name} MATCH :fts").bindparams(fts=match))
                  .order_by(fts.c.rowid.desc()))
     else:
         query = query.order_by(m.c.pk.desc())

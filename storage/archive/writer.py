@@ -23,7 +23,7 @@ import hashlib
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 import sqlalchemy as sa
@@ -58,6 +58,7 @@ _CONVERSATION_FIELDS = ("channel", "channel_kind", "customer_id", "customer_name
 class Applied:
     messages: int = 0  # new messages written (a replayed one is not)
     conversations: int = 0
+    unreadable: list[str] = field(default_factory=list)  # message records whose message could not be decoded
 
 
 @dataclass(slots=True)
@@ -132,6 +133,7 @@ class ArchiveWriter:
         scores: list[dict] = []
         audits: list[dict] = []
         pending_files: list[tuple[dict, list[dict]]] = []
+        unreadable: list[str] = []
         for change in changes:
             if not change.cid:
                 if change.kind == AUDIT:
@@ -148,7 +150,9 @@ class ArchiveWriter:
                     continue
                 seen.add(change.mid)
                 msg = self._message(conv.row, change)
-                if msg is not None:
+                if msg is None:
+                    unreadable.append(change.mid)
+                else:
                     messages.append(msg)
                     pending_files.append((msg, msg.pop("_attachments")))
                 continue
@@ -193,7 +197,7 @@ class ArchiveWriter:
         if days:
             await conn.execute(upsert(conn, schema.rollup_dirty).on_conflict_do_nothing(),
                                [{"day": d} for d in days])
-        return Applied(messages=len(messages), conversations=len(rows))
+        return Applied(messages=len(messages), conversations=len(rows), unreadable=unreadable)
 
     # -- per record ----------------------------------------------------------------
     @staticmethod
