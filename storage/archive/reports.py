@@ -6,8 +6,8 @@ come from `report_daily`, one row per UTC day and figure, for whole days inside
 the period; the partial days at its edges and days the writer has touched since
 their rollup (`rollup_dirty`) are counted from the conversations themselves, so
 the answer is exact whenever it is asked.  Percentiles (first response and
-resolution, nearest rank) are read from the conversations through the index on
-(opened_at, first_response_s, resolution_s), sorted once per figure.
+resolution, nearest rank, to the second below an hour) are counted from the
+conversations through the index on (opened_at, first_response_s, resolution_s).
 
 - First response: seconds from the customer's first message to the first
   message of a human agent after it (bot and system messages do not count).
@@ -84,14 +84,30 @@ async def refresh_rollups(engine: AsyncEngine, limit: int = 31) -> int:
     return len(days)
 
 
+def _bucket(column: sa.Column) -> sa.ColumnElement:
+    """A time to the second below an hour, to 10 s below a day, to the minute beyond."""
+    return sa.case((column < 3600, sa.func.round(column)), (column < DAY, sa.func.round(column / 10) * 10),
+                   else_=sa.func.round(column / 60) * 60)
+
+
 async def _percentiles(conn: AsyncConnection, column: sa.Column, start: float, end: float) -> dict:
-    """p50 and p90 (nearest rank) of `column` over the conversations opened in [start, end):
-    one sorted read through the covering index, instead of a sort per percentile."""
+    """p50 and p90 (nearest rank) of `column` over the conversations opened in [start, end),
+    from a histogram the database counts through the covering index: a few thousand
+    rows reach Python, not one per conversation."""
     c = schema.conversations
-    values = (await conn.execute(sa.select(column).where(c.c.opened_at >= start, c.c.opened_at < end,
-                                                         column.is_not(None)).order_by(column))).scalars().all()
-    return {f"p{p}": round(values[max(1, math.ceil(p / 100 * len(values))) - 1], 3) if values else None
-            for p in (50, 90)}
+    bucket = _bucket(column).label("bucket")
+    rows = (await conn.execute(sa.select(bucket, sa.func.count()).where(
+        c.c.opened_at >= start, c.c.opened_at < end, column.is_not(None)).group_by(bucket).order_by(bucket))).all()
+    total = sum(n for _, n in rows)
+    out: dict[str, float | None] = {}
+    for p in (50, 90):
+        rank, seen, value = math.ceil(p / 100 * total), 0, None
+        for value, n in rows:
+            seen += n
+            if seen >= rank:
+                break
+        out[f"p{p}"] = float(value) if total else None
+    return out
 
 
 async def report(engine: AsyncEngine, start: float, end: float) -> dict:
