@@ -255,7 +255,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=30000, help="customer messages for raw/router/archive")
     p.add_argument("--batch", type=int, default=100, help="stream batch of the raw and router phases")
-    p.add_argument("--archive-batch", type=int, default=500, help="change-log entries per archive transaction")
+    p.add_argument("--archive-batch", type=int, default=1000, help="change-log entries per archive transaction")
     p.add_argument("--messages", type=int, default=1_000_000, help="archived messages for the report phase")
     p.add_argument("--conversations", type=int, default=100_000)
     p.add_argument("--repeat", type=int, default=5)

@@ -26,7 +26,7 @@ class ArchiveConfig(BaseModel):
     # A closed conversation leaves Redis this long after it closed; the agent API then
     # reads it from the archive.
     redis_keep_closed: Duration = 7 * 86400
-    batch: int = Field(500, ge=1, le=10000)  # change-log entries written per transaction
+    batch: int = Field(1000, ge=1, le=10000)  # change-log entries written per transaction
     heads_interval: Duration = 3600  # how often the evidence chain heads are logged (to anchor them)
 
     @field_validator("url")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 import msgpack
@@ -56,6 +56,18 @@ return cmsgpack.pack(flat)
 
 
 @dataclass(slots=True)
+class _Batch:
+    """Entries read from the log and decoded (while the previous batch is being written)."""
+    ids: list[str] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    broken: list[tuple[str, str, bytes | None]] = field(default_factory=list)  # entry, why, record
+    entry_of: dict[str, tuple[str, bytes | None]] = field(default_factory=dict)  # message id -> entry, record
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(slots=True)
 class Periodic:
     """A job the writer's process runs every `interval` seconds between batches."""
     name: str
@@ -65,7 +77,7 @@ class Periodic:
 
 
 class ArchiveConsumer:
-    def __init__(self, bus: Bus, writer: ArchiveWriter, *, batch: int = 500, block_ms: int = 1000,
+    def __init__(self, bus: Bus, writer: ArchiveWriter, *, batch: int = 1000, block_ms: int = 1000,
                  jobs: list[Periodic] | None = None):
         self.bus = bus
         self.writer = writer
@@ -99,28 +111,39 @@ class ArchiveConsumer:
         backoff = 0.1
         start = "0"  # this consumer's own pending entries first (after a take-over or a failed batch)
         taken_over = False
-        while not stop.is_set():
-            try:
-                if not taken_over:
-                    await self.bus.ensure_group(self.stream, GROUP)
-                    await self._take_over()
-                    taken_over = True
-                entries = await self._read(start)
-                if start == "0" and not entries:
-                    start = ">"
-                    continue
-                if entries:
-                    if not await lock.held():
-                        log.warning("archive writer lock lost")
-                        return
-                    await self._handle(entries)
-                await self._run_jobs()
-                backoff = 0.1
-            except (RedisError, SQLAlchemyError, OSError) as exc:
-                log.warning("archive write failed, retrying", extra={"error": str(exc), "retry_in": backoff})
-                await sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, 5.0)
-                start = "0"
+        prefetch: asyncio.Task | None = None  # the next batch, read and decoded while this one is written
+        try:
+            while not stop.is_set():
+                try:
+                    if not taken_over:
+                        await self.bus.ensure_group(self.stream, GROUP)
+                        await self._take_over()
+                        taken_over = True
+                    if prefetch is not None:
+                        batch, prefetch = await prefetch, None
+                    else:
+                        batch = await self._read(start)
+                    if start == "0" and not batch:
+                        start = ">"
+                        continue
+                    if batch:
+                        if not await lock.held():
+                            log.warning("archive writer lock lost")
+                            return
+                        if start == ">":
+                            prefetch = asyncio.create_task(self._read(">", block=False))
+                        await self._handle(batch)
+                    await self._run_jobs()
+                    backoff = 0.1
+                except (RedisError, SQLAlchemyError, OSError) as exc:
+                    log.warning("archive write failed, retrying", extra={"error": str(exc), "retry_in": backoff})
+                    prefetch = await _cancel(prefetch)
+                    await sleep_or_stop(stop, backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    start = "0"
+        finally:
+            # What it read stays pending under this consumer: the next writer takes it over.
+            await _cancel(prefetch)
 
     async def poll_once(self) -> int:
         """Write everything waiting now, without blocking (tests, benchmarks); the caller
@@ -129,9 +152,13 @@ class ArchiveConsumer:
         await self._take_over()
         total = 0
         for start in ("0", ">"):
-            while entries := await self._read(start, block=False):
-                await self._handle(entries)
-                total += len(entries)
+            batch = await self._read(start, block=False)
+            while batch:
+                # pending entries ("0") would be read again until acked: no read-ahead there
+                ahead = asyncio.create_task(self._read(start, block=False)) if start == ">" else None
+                await self._handle(batch)
+                total += len(batch)
+                batch = await ahead if ahead is not None else await self._read(start, block=False)
         return total
 
     async def _take_over(self) -> None:
@@ -150,9 +177,9 @@ class ArchiveConsumer:
             if name != me and not c["pending"]:
                 await r.xgroup_delconsumer(self.stream, GROUP, name)
 
-    async def _read(self, start: str, *, block: bool = True) -> list[tuple[str, dict]]:
-        """[(entry id, fields)]: this consumer's pending entries ("0") or new ones (">");
-        new ones wait up to block_ms when nothing is there yet."""
+    async def _read(self, start: str, *, block: bool = True) -> _Batch:
+        """This consumer's pending entries ("0") or new ones (">"), decoded; new ones wait
+        up to block_ms when nothing is there yet."""
         flat = msgpack.unpackb(await self._read_packed(keys=[self.stream], args=[GROUP, self.bus.consumer,
                                                                                  self.batch, start]), raw=True)
         if not flat and start == ">" and block:
@@ -160,30 +187,32 @@ class ArchiveConsumer:
                                                block=self.block_ms)  # wait for work...
             flat = msgpack.unpackb(await self._read_packed(keys=[self.stream], args=[
                 GROUP, self.bus.consumer, self.batch, "0"]), raw=True)  # ...which that read made pending
-        return [(flat[i].decode(), {k: v for k, v in ((b"c", flat[i + 1]), (b"m", flat[i + 2])) if v})
-                for i in range(0, len(flat), 3)]
-
-    async def _handle(self, entries: list[tuple[str, dict]]) -> None:
-        changes: list[Change] = []
-        entry_of: dict[str, str] = {}  # message id -> entry id, to park an unreadable message
-        for sid, fields in entries:
+        batch = _Batch()
+        for i in range(0, len(flat), 3):
+            sid, record, blob = flat[i].decode(), flat[i + 1] or None, flat[i + 2] or None
+            batch.ids.append(sid)
+            if record is None:
+                continue  # trimmed away while pending
             try:
-                if not fields:
-                    continue  # trimmed away while pending
-                change = Change.decode(fields)
+                change = Change.decode({b"c": record, b"m": blob} if blob else {b"c": record})
             except BrokenChange as exc:
-                await self.bus.park(self.stream, sid, str(exc), fields.get(b"c"))
+                batch.broken.append((sid, str(exc), record))
                 continue
-            changes.append(change)
+            batch.changes.append(change)
             if change.kind == ch.MESSAGE:
-                entry_of[change.mid] = sid
-        applied = await self.writer.apply(changes)
+                batch.entry_of[change.mid] = (sid, record)
+        return batch
+
+    async def _handle(self, batch: _Batch) -> None:
+        """Park what cannot be read, write the rest in one transaction, then ack it all."""
+        for sid, why, record in batch.broken:
+            await self.bus.park(self.stream, sid, why, record)
+        applied = await self.writer.apply(batch.changes)
         for mid in applied.unreadable:
-            sid = entry_of[mid]
-            await self.bus.park(self.stream, sid, "message record whose message cannot be read",
-                                dict(entries)[sid].get(b"c"))
-        await self.bus.redis.xack(self.stream, GROUP, *(sid for sid, _ in entries))
-        log.debug("archived", extra={"entries": len(entries), "messages": applied.messages})
+            sid, record = batch.entry_of[mid]
+            await self.bus.park(self.stream, sid, "message record whose message cannot be read", record)
+        await self.bus.redis.xack(self.stream, GROUP, *batch.ids)
+        log.debug("archived", extra={"entries": len(batch), "messages": applied.messages})
 
     async def _run_jobs(self) -> None:
         now = time.monotonic()
@@ -196,3 +225,8 @@ class ArchiveConsumer:
             except (SQLAlchemyError, RedisError, OSError) as exc:
                 log.warning("archive job failed", extra={"job": job.name, "error": str(exc)})
 
+
+async def _cancel(task: asyncio.Task | None) -> None:
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
