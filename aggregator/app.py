@@ -33,6 +33,7 @@ from connectors.supervisor import Supervisor
 from connectors.webchat import WebchatConnector
 from routing.router import Router
 from storage import metrics
+from storage.archive.migrate import migrate
 from storage.attachments import AttachmentStore
 from storage.bus import Bus, sleep_or_stop
 from storage.connection import connect
@@ -88,6 +89,10 @@ class Kefu:
 
     async def _setup(self) -> None:
         s = self.settings
+        try:
+            await migrate(s.archive.database_url(s.state_dir))
+        except Exception as exc:  # drivers raise their own types for an unreachable or refusing database
+            raise StartupError(f"archive: cannot create or upgrade its database: {exc}") from None
         self.keys = Keys(s.redis.prefix)
         self.bus = Bus(self.redis, self.blocking, self.keys, s.bus.dedupe_ttl,
                        exclusive=self.embedded is not None)

@@ -27,6 +27,8 @@ from ruamel.yaml.error import MarkedYAMLError
 from routing.faq import FaqEntry
 from routing.permissions import Permission, default_permissions
 from routing.working_hours import WorkingHoursConfig
+from storage.archive.config import ArchiveConfig, RetentionConfig
+from storage.durations import Duration, Milliseconds, PositiveDuration, WholeSeconds
 from storage.shop.config import ShopConfig
 from storage.shop.tiers import TiersConfig
 
@@ -40,33 +42,6 @@ class Localized(Section):
 
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|[smhd]?)\s*")
-
-
-def _seconds(v: Any) -> Any:
-    """'500ms', '90s', '15m', '12h', '90d' or a plain number of seconds."""
-    if isinstance(v, str):
-        m = _DURATION.fullmatch(v)
-        if not m:
-            raise ValueError("must be a duration like 30s, 15m, 12h, 90d (or a number of seconds)")
-        return float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    return v
-
-
-def _milliseconds(v: Any) -> Any:
-    """A duration given in milliseconds when it is a plain number ('2s' = 2000)."""
-    if isinstance(v, str) and not re.fullmatch(r"\s*\d+(\.\d+)?\s*", v):
-        return round(_seconds(v) * 1000)
-    return v
-
-
-# Every duration in the file: a plain number of seconds, or 30s / 15m / 12h / 90d.
-Duration = Annotated[float, BeforeValidator(_seconds), Field(ge=0)]
-PositiveDuration = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
-# ... kept as whole seconds where Redis expiries use them.
-WholeSeconds = Annotated[int, BeforeValidator(_seconds)]
-Milliseconds = Annotated[int, BeforeValidator(_milliseconds)]
 
 
 class LogConfig(Section):
@@ -425,6 +400,8 @@ class Settings(Section):
     router: RouterConfig = RouterConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
     limits: LimitsConfig = LimitsConfig()
+    archive: ArchiveConfig = ArchiveConfig()  # storage/archive/config.py
+    retention: RetentionConfig = RetentionConfig()
     roles: dict[Annotated[str, Field(pattern=_ID)], RoleConfig] = Field(default_factory=_default_roles)
     hours: dict[str, WorkingHoursConfig] = {}  # named calendars (routing/working_hours.py)
     tiers: TiersConfig = TiersConfig()
