@@ -32,6 +32,7 @@ from connectors.base import Connector, ConnectorContext
 from connectors.supervisor import Supervisor
 from connectors.webchat import WebchatConnector
 from storage import metrics
+from storage.archive.migrate import migrate
 from storage.bus import sleep_or_stop
 from storage.connection import connect
 from storage.redis_server import EmbeddedRedis
@@ -83,6 +84,10 @@ class Kefu:
 
     async def _setup(self) -> None:
         s = self.settings
+        try:
+            await migrate(s.archive.database_url(s.state_dir))
+        except Exception as exc:  # drivers raise their own types for an unreachable or refusing database
+            raise StartupError(f"archive: cannot create or upgrade its database: {exc}") from None
         self.core = core = build_core(s, self.redis, self.blocking, exclusive=self.embedded is not None)
         await core.sync_agents()
         self.auth = Auth(s, self.redis, core.keys)

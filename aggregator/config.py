@@ -38,8 +38,10 @@ from routing.config import (DEFAULT_KEYWORDS, AgentConfig, QuickReply, RoleConfi
 from routing.faq import FaqEntry
 from routing.permissions import default_permissions
 from routing.working_hours import WorkingHoursConfig
-from storage.config import (ID_PATTERN, ApiLimits, BusConfig, Duration, LimitRate, LimitsConfig,
-                            Localized, LoginLimits, Rate, RedisConfig, Section, WebchatLimits, WholeSeconds)
+from storage.archive.config import ArchiveConfig, RetentionConfig
+from storage.config import (ID_PATTERN, ApiLimits, BusConfig, LimitRate, LimitsConfig, Localized, LoginLimits,
+                            Rate, RedisConfig, Section, WebchatLimits)
+from storage.durations import Duration, WholeSeconds
 from storage.shop.config import ShopConfig
 from storage.shop.tiers import TiersConfig
 
@@ -114,6 +116,8 @@ class Settings(Section):
     router: RouterConfig = RouterConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
     limits: LimitsConfig = LimitsConfig()
+    archive: ArchiveConfig = ArchiveConfig()  # storage/archive/config.py
+    retention: RetentionConfig = RetentionConfig()
     roles: dict[Annotated[str, Field(pattern=ID_PATTERN)], RoleConfig] = Field(default_factory=default_roles)
     hours: dict[str, WorkingHoursConfig] = {}  # named calendars (routing/working_hours.py)
     tiers: TiersConfig = TiersConfig()

@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 from pydantic import Field, HttpUrl, SecretStr, model_validator
 
-from storage.config import Localized, PositiveDuration, Section
+from storage.config import Localized, Section
+from storage.durations import PositiveDuration
 
 
 class WebchatChannel(Section):

@@ -7,7 +7,8 @@ from typing import Annotated, Union
 from pydantic import Field
 
 from connectors.channels import ApiChannel, PluginChannel, QQChannel, TelegramChannel, WebchatChannel
-from storage.config import PositiveDuration, Section
+from storage.config import Section
+from storage.durations import PositiveDuration
 
 ChannelConfig = Annotated[Union[WebchatChannel, ApiChannel, TelegramChannel, QQChannel, PluginChannel],
                           Field(discriminator="kind")]

@@ -7,7 +7,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 
 from routing.permissions import Permission
-from storage.config import ID_PATTERN, Duration, Localized, PositiveDuration, Section
+from storage.config import ID_PATTERN, Localized, Section
+from storage.durations import Duration, PositiveDuration
 
 
 DEFAULT_KEYWORDS = {

@@ -3,15 +3,16 @@
 Every package defines the models of its own parts (routing/config.py,
 connectors/channels.py, connectors/config.py, storage/shop/config.py);
 aggregator/config.py composes them into `Settings` and loads the file.  The
-types here (strict sections, zh/en texts, durations, rates) are shared by all
-of them, so they live in the lowest package.
+types here (strict sections, zh/en texts, rates; durations: storage/durations.py)
+are shared by all of them, so they live in the lowest package.
 """
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from storage.durations import Duration, Milliseconds, PositiveDuration, WholeSeconds
 
 
 class Section(BaseModel):
@@ -24,33 +25,6 @@ class Localized(Section):
 
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # agent, role and channel names
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|[smhd]?)\s*")
-
-
-def _seconds(v: Any) -> Any:
-    """'500ms', '90s', '15m', '12h', '90d' or a plain number of seconds."""
-    if isinstance(v, str):
-        m = _DURATION.fullmatch(v)
-        if not m:
-            raise ValueError("must be a duration like 30s, 15m, 12h, 90d (or a number of seconds)")
-        return float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    return v
-
-
-def _milliseconds(v: Any) -> Any:
-    """A duration given in milliseconds when it is a plain number ('2s' = 2000)."""
-    if isinstance(v, str) and not re.fullmatch(r"\s*\d+(\.\d+)?\s*", v):
-        return round(_seconds(v) * 1000)
-    return v
-
-
-# Every duration in the file: a plain number of seconds, or 30s / 15m / 12h / 90d.
-Duration = Annotated[float, BeforeValidator(_seconds), Field(ge=0)]
-PositiveDuration = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
-# ... kept as whole seconds where Redis expiries use them.
-WholeSeconds = Annotated[int, BeforeValidator(_seconds)]
-Milliseconds = Annotated[int, BeforeValidator(_milliseconds)]
 
 
 class RedisConfig(Section):
