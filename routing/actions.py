@@ -9,7 +9,6 @@ acted: console, api, telegram or qq.
 from __future__ import annotations
 
 import secrets
-
 from typing import TYPE_CHECKING
 
 from routing import permissions, quick_replies
