@@ -206,11 +206,11 @@ class ArchiveConsumer:
     async def _handle(self, batch: _Batch) -> None:
         """Park what cannot be read, write the rest in one transaction, then ack it all."""
         for sid, why, record in batch.broken:
-            await self.bus.park(self.stream, sid, why, record)
+            await self.bus.park(self.stream, sid, why, record, "archive")
         applied = await self.writer.apply(batch.changes)
         for mid in applied.unreadable:
             sid, record = batch.entry_of[mid]
-            await self.bus.park(self.stream, sid, "message record whose message cannot be read", record)
+            await self.bus.park(self.stream, sid, "message record whose message cannot be read", record, "archive")
         await self.bus.redis.xack(self.stream, GROUP, *batch.ids)
         log.debug("archived", extra={"entries": len(batch), "messages": applied.messages})
 
