@@ -80,7 +80,7 @@ async def refresh(kefu: "Kefu") -> None:
     """Set the gauges for a scrape."""
     for n, c in kefu.connectors.items():
         connector_up.labels(n, c.kind).set(1 if connected(c.health()) else 0)
-    keys = kefu.keys
+    keys = kefu.core.keys
     streams = [keys.inbound, *(keys.outbound(n) for n in kefu.connectors)]
     try:
         pipe = kefu.redis.pipeline(transaction=False)

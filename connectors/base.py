@@ -22,8 +22,9 @@ from storage.bus import Published
 from storage.events import Event, new_id
 
 if TYPE_CHECKING:
-    from aggregator.agent_actions import AgentActions
-    from aggregator.config import ChannelConfig, Settings
+    from aggregator.config import Settings
+    from connectors.config import ChannelConfig
+    from routing.actions import AgentActions
     from storage.attachments import AttachmentStore
     from storage.fanout import Fanout
     from storage.bus import Bus

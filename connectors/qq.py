@@ -57,9 +57,9 @@ from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from aggregator.config import QQChannel
-from aggregator.http_errors import json_error
 from connectors.base import Connector, DeliveryError
+from connectors.channels import QQChannel
+from connectors.http import json_error
 from connectors.payloads import OneBotEvent
 from connectors.validation import PayloadError, parse_json, problem
 from storage.attachments import human_size

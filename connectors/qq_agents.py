@@ -34,15 +34,15 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from aggregator.agent_actions import refusal
 from connectors.base import DeliveryError
+from routing.actions import refusal
 from routing.masking import mask_text
 from routing.permissions import Audience, may_see
 from storage.conversations import ConversationError
 from storage.events import BrokenEvent, Event
 
 if TYPE_CHECKING:
-    from aggregator.config import AgentConfig
+    from routing.config import AgentConfig
     from connectors.qq import QQConnector
 
 MAP_TTL = 30 * 86400

@@ -52,9 +52,9 @@ from telegram.error import (BadRequest, Conflict, Forbidden, InvalidToken, Netwo
                             TelegramError, TimedOut)
 from telegram.request import HTTPXRequest
 
-from aggregator.config import TelegramChannel
-from aggregator.http_errors import json_error
 from connectors.base import Connector, DeliveryError
+from connectors.channels import TelegramChannel
+from connectors.http import json_error
 from connectors.payloads import TelegramUpdate
 from connectors.validation import PayloadError, parse_json, problem
 from storage.attachments import human_size

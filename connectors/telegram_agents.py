@@ -52,8 +52,8 @@ from typing import TYPE_CHECKING, Any
 from telegram import Message, Update
 from telegram.error import BadRequest, Forbidden, TelegramError
 
-from aggregator.agent_actions import refusal
-from aggregator.config import AgentConfig
+from routing.actions import refusal
+from routing.config import AgentConfig
 from routing.masking import mask_text
 from routing.permissions import Audience, may_see
 from storage.conversations import ConversationError

@@ -29,15 +29,17 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
-from aggregator.config import Settings
 from routing.automation import Templates, detect_language
 from routing.working_hours import WorkingHours
 from storage import metrics
 from storage.bus import Bus, StreamConsumer, sleep_or_stop
 from storage.conversations import ConversationError, ConversationStore, Routing, pack_ingest
 from storage.events import Event
+
+if TYPE_CHECKING:
+    from aggregator.config import Settings
 
 log = logging.getLogger("kefu.router")
 
