@@ -23,14 +23,14 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from aggregator import files, quick_replies
 from aggregator.agent_payloads import BodyError, checked_body
-from aggregator.agent_actions import AgentActions, refusal
 from aggregator.auth import Auth, token_hash
 from aggregator.config import AgentConfig, Settings
-from aggregator.http_errors import json_error, too_many_requests
+from connectors import files
 from connectors.client_address import client_ip
-from routing import permissions
+from connectors.http import json_error, too_many_requests
+from routing import permissions, quick_replies
+from routing.actions import AgentActions, refusal
 from routing.masking import mask_conversation, mask_event, mask_message
 from storage import metrics
 from storage.attachments import AttachmentStore

@@ -20,10 +20,10 @@ from aiohttp import web
 from aggregator import config as config_mod
 from aggregator import startup_notice
 from aggregator import web as web_mod
-from aggregator.agent_actions import AgentActions
 from aggregator.agent_api import AgentApi
 from aggregator.auth import Auth
 from aggregator.config import Settings
+from aggregator.core import build_core
 from aggregator.metrics import start_series
 from aggregator.state_lock import try_lock
 from aggregator.systemd_notify import notify, watchdog_interval
@@ -31,14 +31,10 @@ from connectors import connector_class
 from connectors.base import Connector
 from connectors.context import build_context
 from connectors.supervisor import Supervisor
-from routing.router import Router
 from storage import metrics
-from storage.attachments import AttachmentStore
-from storage.bus import Bus, sleep_or_stop
+from storage.archive.migrate import migrate
+from storage.bus import sleep_or_stop
 from storage.connection import connect
-from storage.conversations import ConversationStore
-from storage.fanout import Fanout
-from storage.keys import Keys
 from storage.redis_server import EmbeddedRedis
 
 log = logging.getLogger("kefu")
@@ -88,31 +84,26 @@ class Kefu:
 
     async def _setup(self) -> None:
         s = self.settings
-        self.keys = Keys(s.redis.prefix)
-        self.bus = Bus(self.redis, self.blocking, self.keys, s.bus.dedupe_ttl,
-                       exclusive=self.embedded is not None)
-        self.store = ConversationStore(self.redis, self.keys)
-        await self.sync_agents()
-        self.auth = Auth(s, self.redis, self.keys)
-        self.router = Router(s, self.bus, self.store)
-        self.actions = AgentActions(s, self.store, self.router)
-        self.files = AttachmentStore(self.redis, self.keys, s.web.upload_ttl)
-        self.api = AgentApi(s, self.auth, self.store, self.actions, self.files)
-        self.fanout = Fanout(self.redis)
+        try:
+            await migrate(s.archive.database_url(s.state_dir))
+        except Exception as exc:  # drivers raise their own types for an unreachable or refusing database
+            raise StartupError(f"archive: cannot create or upgrade its database: {exc}") from None
+        self.core = core = build_core(s, self.redis, self.blocking, exclusive=self.embedded is not None)
+        await core.sync_agents()
+        self.auth = Auth(s, self.redis, core.keys)
+        self.api = AgentApi(s, self.auth, core.store, core.actions, core.files)
         self.connectors: dict[str, Connector] = {}
         stopping = asyncio.Event()  # the supervisor sets it when kefu stops
         for name, cfg in s.channels.items():
             try:
                 cls = connector_class(cfg)
-                ctx = build_context(name, cfg, s, bus=self.bus, store=self.store, files=self.files,
-                                    fanout=self.fanout, off_hours=self.router.off_hours_text, stopping=stopping,
-                                    actions=self.actions if cls.relays_agents else None)
+                ctx = build_context(name, cfg, core, stopping=stopping, relay=cls.relays_agents)
                 self.connectors[name] = cls(ctx)
             except Exception as exc:
                 raise StartupError(f"channel {name!r}: cannot load its connector: {exc}") from None
-        self.supervisor = Supervisor(s, self.bus, self.connectors)
+        self.supervisor = Supervisor(s, core.bus, self.connectors)
         start_series(self.connectors, s)
-        self.fanout.subscribe(self.keys.agent_events, self.api.on_event)
+        core.fanout.subscribe(core.keys.agent_events, self.api.on_event)
 
     async def _serve(self) -> None:
         s = self.settings
@@ -130,9 +121,9 @@ class Kefu:
         startup_notice.announce(s)
         work_stop = asyncio.Event()
         tasks = [
-            asyncio.create_task(self.router.run(work_stop), name="router"),
+            asyncio.create_task(self.core.router.run(work_stop), name="router"),
             asyncio.create_task(self.supervisor.run(work_stop), name="supervisor"),
-            asyncio.create_task(self.fanout.run(work_stop), name="fanout"),
+            asyncio.create_task(self.core.fanout.run(work_stop), name="fanout"),
             asyncio.create_task(self._housekeeping(work_stop), name="housekeeping"),
         ]
         if self.embedded is not None:
@@ -177,11 +168,11 @@ class Kefu:
         next_trim = 0.0
         while not stop.is_set():
             try:
-                await self.bus.heartbeat(s.heartbeat_ttl)
+                await self.core.bus.heartbeat(s.heartbeat_ttl)
                 if time.monotonic() >= next_trim:
                     next_trim = time.monotonic() + s.trim_interval
-                    for stream in [self.keys.inbound, *(self.keys.outbound(n) for n in self.connectors)]:
-                        await self.bus.trim(stream)
+                    for stream in [self.core.keys.inbound, *(self.core.keys.outbound(n) for n in self.connectors)]:
+                        await self.core.bus.trim(stream)
             except Exception as exc:
                 log.warning("housekeeping failed", extra={"error": str(exc)})
             await sleep_or_stop(stop, min(s.heartbeat_ttl / 3, 5.0))
@@ -196,10 +187,6 @@ class Kefu:
             await asyncio.sleep(interval)
 
     # -- config ----------------------------------------------------------------
-    async def sync_agents(self) -> None:
-        s = self.settings
-        await self.store.sync_agents((a.id, a.name, s.capacity(a), a.roles) for a in s.agents)
-
     async def reload(self) -> None:
         """SIGHUP: apply a new config.yaml, or keep the old one if it has problems."""
         if not self.config_path:
@@ -223,11 +210,11 @@ class Kefu:
             ended = await self.auth.revoke_agent(agent_id)
             log.info("agent removed, sessions revoked", extra={"agent": agent_id, "sessions": ended})
         self.settings = new
-        for holder in (self.router, self.api, self.actions, self.supervisor, *(c.ctx for c in self.connectors.values())):
+        for holder in (self.api, self.supervisor, *(c.ctx for c in self.connectors.values())):
             holder.settings = new
-        self.router.apply(new)
-        await self.sync_agents()
-        await self.router.drain()
+        self.core.apply(new)
+        await self.core.sync_agents()
+        await self.core.router.drain()
         log.info("config reloaded", extra={"agents": len(new.agents)})
         startup_notice.warn_demo_secrets(new)
 
@@ -255,7 +242,7 @@ class Kefu:
         if redis_state != "ok":
             degraded["redis"] = "unreachable"
         if router_state != "ok":
-            degraded["router"] = self.router.last_error or router_state
+            degraded["router"] = self.core.router.last_error or router_state
         for name, h in connectors.items():
             if h["state"] != "running":
                 degraded[f"connector:{name}"] = h["state"] + (f": {h['error']}" if h.get("error") else "")
@@ -285,12 +272,13 @@ class Kefu:
         try:
             pipe = self.redis.pipeline(transaction=False)
             pipe.ping()
-            pipe.xlen(self.keys.parked)
+            pipe.xlen(self.core.keys.parked)
             _, parked = await asyncio.wait_for(pipe.execute(), 2)
             redis_state = "ok"
         except Exception:
             redis_state, parked = "down", None
-        router_state = "ok" if self.router.running else "restarting" if self.router.state == "restarting" else "down"
+        router = self.core.router
+        router_state = "ok" if router.running else "restarting" if router.state == "restarting" else "down"
         connectors = {n: c.health() for n, c in self.connectors.items()}
         return {
             "status": "ok" if redis_state == "ok" and router_state == "ok" else "degraded",

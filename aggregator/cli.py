@@ -1,4 +1,4 @@
-"""`kefu run | check-config | audit | version` (also `python -m aggregator ...`)."""
+"""`kefu run | check-config | migrate | evidence | audit | parked | faq test | version` (also `python -m aggregator ...`)."""
 from __future__ import annotations
 
 import argparse
@@ -58,6 +58,17 @@ def main(argv: list[str] | None = None) -> int:
     faq_test = faq.add_parser("test", help="which FAQ entry a message matches, and whether the bot would answer")
     faq_test.add_argument("message")
     faq_test.add_argument("-c", "--config", help="config file (default: ./config.yaml if present)")
+    mig = sub.add_parser("migrate", help="create or upgrade the archive database and exit")
+    mig.add_argument("-c", "--config", help="config file (default: ./config.yaml if present)")
+    evidence = sub.add_parser("evidence", help="export or verify the tamper-evident transcript log")
+    ev_sub = evidence.add_subparsers(dest="evidence_command", required=True)
+    export = ev_sub.add_parser("export", help="write a conversation's evidence bundle (JSON)")
+    export.add_argument("conversation_id")
+    export.add_argument("-o", "--output", required=True, help="the bundle file to write")
+    export.add_argument("-c", "--config", help="config file (default: ./config.yaml if present)")
+    verify = ev_sub.add_parser("verify", help="check a bundle, or without FILE the whole archive (exit 1: broken)")
+    verify.add_argument("file", nargs="?", help="a bundle written by `kefu evidence export`")
+    verify.add_argument("-c", "--config", help="config file (default: ./config.yaml if present)")
     args = parser.parse_args(argv)
 
     if args.command == "version":
@@ -96,6 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "faq":
         return _faq_test(settings, args.message)
+    if args.command in ("migrate", "evidence"):
+        from aggregator import archive_commands as archive  # database drivers only when needed
+
+        if args.command == "migrate":
+            return archive.run_migrate(settings)
+        if args.evidence_command == "export":
+            return archive.run_export(settings, args.conversation_id, args.output)
+        return archive.run_verify(settings, args.file)
     logs.setup(args.log_level or settings.log.level, settings.log.format)
     from aggregator.app import Kefu, StartupError  # heavy imports only when running
 

@@ -1,9 +1,15 @@
 """config.yaml: every key kefu understands, its default and what it is for.
 
-This module is the reference of the configuration file: each model below is a
-section, each field a key.  Loading is strict — an unknown key is an error, a
-typo must never be silently ignored — and every problem is reported with its
-YAML path and line number.  Strings may use ``${VAR}`` (or
+This module is the reference of the configuration file: `Settings` below is
+its top level, each model a section, each field a key.  Each package defines
+the sections of its own parts — storage/config.py (redis, bus, limits, and the
+building blocks: durations, rates, zh/en texts), routing/config.py (router,
+roles, sla, agents, quick_replies), connectors/channels.py and
+connectors/config.py (channels, supervisor), storage/shop/ (shop, tiers),
+routing/working_hours.py (hours), routing/faq.py (faq) — and they are
+imported here under their names.  Loading is strict — an unknown key is an
+error, a typo must never be silently ignored — and every problem is reported
+with its YAML path and line number.  Strings may use ``${VAR}`` (or
 ``${VAR:-default}``) to take secrets from the environment; a variable that is
 not set is an error naming it.
 """
@@ -18,77 +24,31 @@ import types
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, SecretStr,
-                      ValidationError, field_validator, model_validator)
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+# Every section's model can be imported from here, wherever it is defined.
+from connectors.channels import (ApiChannel, PluginChannel, QQAgents, QQChannel, TelegramAgents,
+                                 TelegramChannel, WebchatChannel)
+from connectors.config import ChannelConfig, SupervisorConfig
+from routing.config import (DEFAULT_KEYWORDS, AgentConfig, QuickReply, RoleConfig, RouterConfig,
+                            SlaConfig, SlaTarget, default_roles)
 from routing.faq import FaqEntry
-from routing.permissions import Permission, default_permissions
+from routing.permissions import default_permissions
 from routing.working_hours import WorkingHoursConfig
+from storage.archive.config import ArchiveConfig, RetentionConfig
+from storage.config import (ID_PATTERN, ApiLimits, BusConfig, LimitRate, LimitsConfig, Localized, LoginLimits,
+                            Rate, RedisConfig, Section, WebchatLimits)
+from storage.durations import Duration, WholeSeconds
 from storage.shop.config import ShopConfig
 from storage.shop.tiers import TiersConfig
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class Localized(Section):
-    zh: str
-    en: str
-
-
-_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|[smhd]?)\s*")
-
-
-def _seconds(v: Any) -> Any:
-    """'500ms', '90s', '15m', '12h', '90d' or a plain number of seconds."""
-    if isinstance(v, str):
-        m = _DURATION.fullmatch(v)
-        if not m:
-            raise ValueError("must be a duration like 30s, 15m, 12h, 90d (or a number of seconds)")
-        return float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    return v
-
-
-def _milliseconds(v: Any) -> Any:
-    """A duration given in milliseconds when it is a plain number ('2s' = 2000)."""
-    if isinstance(v, str) and not re.fullmatch(r"\s*\d+(\.\d+)?\s*", v):
-        return round(_seconds(v) * 1000)
-    return v
-
-
-# Every duration in the file: a plain number of seconds, or 30s / 15m / 12h / 90d.
-Duration = Annotated[float, BeforeValidator(_seconds), Field(ge=0)]
-PositiveDuration = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
-# ... kept as whole seconds where Redis expiries use them.
-WholeSeconds = Annotated[int, BeforeValidator(_seconds)]
-Milliseconds = Annotated[int, BeforeValidator(_milliseconds)]
 
 
 class LogConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "text"] = "json"  # json: one JSON object per line
-
-
-class RedisConfig(Section):
-    # null: kefu starts its own private redis-server under state_dir (unix
-    # socket, append-only file on) and stops it on exit.  Otherwise a
-    # redis://, rediss:// or unix:// URL of a Redis shared by every kefu process.
-    url: str | None = None
-    prefix: str = "kefu:"  # every key kefu writes starts with this
-    # Embedded server only: how often the append-only file is fsynced.
-    appendfsync: Literal["always", "everysec", "no"] = "everysec"
-
-    @field_validator("url")
-    @classmethod
-    def _scheme(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
-        return v
 
 
 class WebConfig(Section):
@@ -147,282 +107,6 @@ class WebConfig(Section):
         return int(self.listen.rpartition(":")[2])
 
 
-class BusConfig(Section):
-    batch: int = Field(100, ge=1, le=10000)  # entries read per XREADGROUP
-    block_ms: Milliseconds = Field(1000, ge=10, le=10000)  # how long a reader blocks waiting (ms, or 1s)
-    claim_idle: PositiveDuration = 30.0  # before a live consumer's pending entry is taken over
-    heartbeat_ttl: PositiveDuration = 15.0  # without heartbeat a process counts as dead
-    dedupe_ttl: WholeSeconds = Field(3 * 86400, ge=60)  # how long a platform message id is remembered
-    trim_interval: PositiveDuration = 10.0  # between stream trims
-
-
-def _rate(v: Any) -> Any:
-    """'30/1m' (30 per minute) or {count: 30, per: 1m}."""
-    if isinstance(v, str):
-        count, sep, per = v.partition("/")
-        if not sep or not count.strip().isdigit():
-            raise ValueError("must be count/duration like 30/1m, or {count: 30, per: 1m}")
-        return {"count": int(count), "per": per}
-    return v
-
-
-class Rate(Section):
-    """At most `count` in any `per` (a sliding window); null = no limit."""
-    count: int = Field(ge=1)
-    per: Annotated[Duration, Field(gt=0)]
-
-
-LimitRate = Annotated[Rate | None, BeforeValidator(_rate)]
-
-
-class WebchatLimits(Section):
-    """Each web chat channel separately; a refused message gets an error frame with
-    `retry_after` (the connection stays open) and is not stored."""
-    messages_per_visitor: LimitRate = Rate(count=30, per=60)
-    messages_per_ip: LimitRate = Rate(count=120, per=60)
-    new_visitors_per_ip: LimitRate = Rate(count=30, per=600)  # visitor tokens kefu did not know
-    uploads_per_visitor: LimitRate = Rate(count=30, per=3600)
-    uploads_per_ip: LimitRate = Rate(count=60, per=3600)
-
-
-class ApiLimits(Section):
-    """Each API channel separately, per customer_id (the shop's server is one address
-    for all its customers); over it: 429 with Retry-After, nothing stored."""
-    messages_per_customer: LimitRate = Rate(count=60, per=60)
-
-
-class LoginLimits(Section):
-    """Agent logins: after this many attempts within `window` for one agent name
-    (existing or not), or from one address, the name or address is locked out
-    (429 with Retry-After) for `lockout`, twice as long each further time."""
-    attempts_per_agent: int = Field(5, ge=1)  # a successful login starts the count again
-    attempts_per_ip: int = Field(20, ge=1)  # successful logins do not count
-    window: Annotated[Duration, Field(gt=0)] = 900.0
-    lockout: Annotated[Duration, Field(gt=0)] = 60.0
-    max_lockout: Annotated[Duration, Field(gt=0)] = 3600.0
-    forget_after: Duration = 86400.0  # lock-outs so far are forgotten after this long without attempts
-
-
-class LimitsConfig(Section):
-    """Abuse limits, shared by every kefu process on the Redis."""
-    webchat: WebchatLimits = WebchatLimits()
-    api: ApiLimits = ApiLimits()
-    login: LoginLimits = LoginLimits()
-
-
-DEFAULT_KEYWORDS = {
-    "finance": ["退款", "退钱", "支付失败", "付款失败", "扣款", "充值失败", "发票", "refund", "payment failed",
-                "charged twice", "invoice"],
-    "aftersales": ["卡密", "没收到", "未收到", "没到", "激活失败", "无法激活", "不能用", "无效", "补发",
-                   "card key", "license key", "not received", "never received", "didn't receive", "didn’t receive",
-                   "did not receive", "haven't received", "haven’t received", "never arrived", "not arrived",
-                   "didn't arrive", "didn’t arrive", "hasn't arrived", "hasn’t arrived", "not delivered",
-                   "activation failed", "invalid key", "doesn't work", "doesn’t work", "not working", "resend"],
-    "presales": ["价格", "多少钱", "批发", "优惠", "有货", "库存", "price", "how much", "wholesale", "discount",
-                 "in stock"],
-    "dispute": ["投诉", "纠纷", "骗子", "报警", "举报", "chargeback", "scam", "fraud", "complaint", "dispute"],
-}
-
-
-class RouterConfig(Section):
-    # Role of a new conversation, decided in this order: the channel's `role`;
-    # the customer's answer to the welcome menu (roles' `menu` numbers);
-    # `keywords` (first role whose word appears, checked in dispute, finance,
-    # aftersales, presales order); else `default_role` ("" = any agent).
-    default_role: str = "presales"
-    keywords: dict[str, list[str]] = DEFAULT_KEYWORDS
-    # A customer writing one of these is put first in line for a human.
-    human_words: list[str] = ["人工", "转人工", "人工客服", "真人", "human", "real person", "agent please"]
-    default_capacity: int = Field(5, ge=1)  # open conversations per agent unless set per agent
-    sticky: bool = True  # prefer the agent who served this customer last
-    vip_agents: list[str] = []  # when set, VIP conversations go only to these agents
-    auto_away_after: Duration = 900.0  # online agents idle this long become away (0 = never)
-    drain_interval: PositiveDuration = 1.0  # between sweeps that assign waiting conversations
-    position_updates: Duration = 60.0  # at most one queue-position message per conversation per this
-
-
-class RoleConfig(Section):
-    name: "Localized"  # shown to customers and agents
-    hours: str | None = None  # a calendar under `hours:`; none = always open (7×24)
-    menu: int | None = Field(None, ge=1, le=9)  # number in the welcome menu
-    fallback: str | None = None  # role that takes conversations nobody of this role can
-    # What agents of the role may do beyond answering (routing/permissions.py):
-    # view_orders, resend_card_key, view_card_keys, reveal_pii, view_reports,
-    # export_evidence.  An agent holds the union of their roles'.  Not set: the
-    # built-in ones (presales, finance, dispute: [view_orders]; aftersales:
-    # [view_orders, resend_card_key]; supervisor: all; roles of your own: none).
-    permissions: list[Permission] | None = None
-
-
-def _default_roles() -> dict[str, "RoleConfig"]:
-    return {
-        "presales": RoleConfig(name=Localized(zh="售前咨询", en="Pre-sales"), menu=1),
-        "aftersales": RoleConfig(name=Localized(zh="售后处理", en="After-sales"), menu=2),
-        "finance": RoleConfig(name=Localized(zh="财务查询", en="Billing"), menu=3),
-        "dispute": RoleConfig(name=Localized(zh="争议处理", en="Disputes"), menu=4, fallback="supervisor"),
-        "supervisor": RoleConfig(name=Localized(zh="主管", en="Supervisor")),
-    }
-
-
-class SlaTarget(Section):
-    first_response: Duration  # 0 = immediately
-    resolution: Duration
-
-
-class SlaConfig(Section):
-    """Targets per priority (normal, urgent, dispute); VIP raises one level."""
-    normal: SlaTarget = SlaTarget(first_response=1800, resolution=86400)
-    urgent: SlaTarget = SlaTarget(first_response=300, resolution=7200)
-    dispute: SlaTarget = SlaTarget(first_response=0, resolution=7200)
-    working_time: bool = True  # count targets in the role's working hours (roles with `hours`)
-    remind_after: Duration = 300.0  # one reminder to the owner when a customer waits this long
-    holding_reply: bool = True  # ... and one "your question is noted" message to the customer
-    # What each successive breach does: notify supervisors, then hand the
-    # conversation to another agent of the role.
-    escalation: list[Literal["notify_supervisors", "reassign"]] = ["notify_supervisors", "reassign"]
-
-
-class AgentConfig(Section):
-    id: str = Field(pattern=_ID)
-    name: str
-    roles: list[str] = []
-    # Clear text from the environment ("${ALICE_PASSWORD}") or an argon2 hash
-    # ("$argon2id$..."); kept only as a hash in memory, never logged.
-    password: SecretStr
-    max_concurrent: int | None = Field(None, ge=1)  # default: router.default_capacity
-    # Chat-app accounts the agent answers from (see the telegram / qq channels'
-    # `agents` settings).  Also linkable at run time with a one-time code.
-    hours: str | None = None  # personal hours: a calendar under `hours:`; outside it no new assignments
-    telegram_id: int | None = None  # Telegram user id
-    qq_id: int | None = None  # QQ number
-
-
-class WebchatChannel(Section):
-    kind: Literal["webchat"]
-    role: str | None = None  # fixes the role of every conversation from this channel
-    # Widget defaults (a shop's <script data-title= data-color= ...> overrides them):
-    title: "Localized | None" = None
-    color: str = Field("#1677ff", pattern=r"^#[0-9a-fA-F]{6}$")
-    language: Literal["zh", "en"] | None = None  # none = the visitor's browser language
-    position: Literal["right", "left"] = "right"
-
-
-class ApiChannel(Section):
-    """站内信: the shop's own site messages, signed HTTP in, signed webhook out."""
-    kind: Literal["api"]
-    secret: SecretStr  # HMAC-SHA256 key for X-Kefu-Signature, both directions
-    callback_url: HttpUrl | None = None  # replies are POSTed here
-    role: str | None = None
-    callback_timeout: PositiveDuration = 10.0
-    retries: int = Field(5, ge=0)  # attempts per delivery before it waits for the next round
-
-
-class TelegramAgents(Section):
-    """Agents answering from Telegram through this bot."""
-    # private: each assigned conversation is pushed into the agent's private chat
-    #   with the bot; the agent answers by replying to any of those messages.
-    #   Suits teams of 1–5 agents.
-    # team: an agents' forum supergroup, one topic per conversation; a message
-    #   in the topic is the reply.  Suits larger teams (group limit ≈20 msg/min:
-    #   relayed customer messages are merged when the group is busy).
-    mode: Literal["off", "private", "team"] = "off"
-    group_id: int | None = None  # the forum supergroup (team mode)
-    # team mode: the roles whose conversations the group gets (none = all).  Everyone
-    # in the group reads them, so list only roles every member may see.
-    roles: list[str] | None = None
-
-
-class TelegramChannel(Section):
-    kind: Literal["telegram"]
-    token: SecretStr  # bot token from @BotFather
-    api_base: str = "https://api.telegram.org"  # Bot API server (a local one, or a test fake)
-    mode: Literal["polling", "webhook"] = "polling"
-    # webhook mode: Telegram POSTs to {public_url}/telegram/{channel}/webhook with this secret
-    public_url: str | None = None
-    webhook_secret: SecretStr | None = None
-    role: str | None = None
-    customers: bool = True  # private chats with the bot are customer conversations
-    agents: TelegramAgents = TelegramAgents()
-
-    @model_validator(mode="after")
-    def _webhook(self) -> "TelegramChannel":
-        if self.mode == "webhook" and (not self.public_url or not self.webhook_secret):
-            raise ValueError("webhook mode needs public_url and webhook_secret")
-        if self.agents.mode == "team" and self.agents.group_id is None:
-            raise ValueError("agents.mode team needs agents.group_id (the forum supergroup)")
-        return self
-
-
-class QQAgents(Section):
-    """Agents answering from QQ: conversations relayed to their private QQ or a group."""
-    mode: Literal["off", "private", "group"] = "off"
-    group_id: int | None = None  # agents' QQ group (group mode)
-    # group mode: the roles whose conversations the group gets (none = all).  Everyone
-    # in the group reads them, so list only roles every member may see.
-    roles: list[str] | None = None
-
-
-class QQChannel(Section):
-    """QQ through OneBot v11 (NapCat, Lagrange.OneBot, go-cqhttp)."""
-    kind: Literal["qq"]
-    # reverse: the OneBot implementation connects to ws://<web.listen>/onebot/{channel}/ws
-    # forward: kefu connects to `url`
-    mode: Literal["reverse", "forward"] = "reverse"
-    url: str | None = None  # forward mode: ws://127.0.0.1:3001
-    access_token: SecretStr | None = None  # checked as "Authorization: Bearer ..." both ways
-    self_id: int | None = None  # the bot's QQ number; other X-Self-ID values are refused
-    auto_accept_friends: bool = False
-    send_rate: float = Field(1.0, gt=0)  # messages per second the bot sends
-    role: str | None = None
-    customers: bool = True
-    agents: QQAgents = QQAgents()
-
-    @model_validator(mode="after")
-    def _forward(self) -> "QQChannel":
-        if self.mode == "forward" and not self.url:
-            raise ValueError("forward mode needs url (ws://host:port of the OneBot server)")
-        if self.agents.mode == "group" and self.agents.group_id is None:
-            raise ValueError("agents.mode group needs agents.group_id")
-        return self
-
-
-class PluginChannel(Section):
-    """A connector class of your own: ``class: "package.module:ClassName"``."""
-    kind: Literal["plugin"]
-    class_: str = Field(alias="class", pattern=r"^[\w.]+:\w+$")
-    role: str | None = None
-    options: dict[str, Any] = {}
-
-
-ChannelConfig = Annotated[Union[WebchatChannel, ApiChannel, TelegramChannel, QQChannel, PluginChannel],
-                          Field(discriminator="kind")]
-
-
-
-
-class QuickReply(Section):
-    """A template an agent sends with `/q name` (console, Telegram, QQ).
-
-    Variables in braces are filled from the conversation: {customer_name},
-    {agent_name}, {order_no} (the last order number seen), {channel}, and any
-    customer attribute; one without a value is asked of the agent, never sent
-    (aggregator/quick_replies.py)."""
-    name: str = Field(pattern=r"^[\w-]{1,32}$")
-    text: str | Localized
-
-
-class SupervisorConfig(Section):
-    restart_initial: PositiveDuration = 1.0  # before the first restart of a failed connector
-    restart_max: PositiveDuration = 60.0  # backoff doubles up to this
-    # A reply a platform refuses is retried after delivery_retry_initial, doubling up to
-    # delivery_retry_max, and parked (`kefu parked`) after delivery_attempts refusals.
-    # While a channel cannot send at all (not connected, its server away) replies wait,
-    # retried on the same backoff, however long it takes.
-    delivery_attempts: int = Field(8, ge=1)
-    delivery_retry_initial: PositiveDuration = 1.0
-    delivery_retry_max: PositiveDuration = 15.0
-
-
 class Settings(Section):
     state_dir: Path = Path("./data")  # embedded Redis data, lock file
     log: LogConfig = LogConfig()
@@ -432,7 +116,9 @@ class Settings(Section):
     router: RouterConfig = RouterConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
     limits: LimitsConfig = LimitsConfig()
-    roles: dict[Annotated[str, Field(pattern=_ID)], RoleConfig] = Field(default_factory=_default_roles)
+    archive: ArchiveConfig = ArchiveConfig()  # storage/archive/config.py
+    retention: RetentionConfig = RetentionConfig()
+    roles: dict[Annotated[str, Field(pattern=ID_PATTERN)], RoleConfig] = Field(default_factory=default_roles)
     hours: dict[str, WorkingHoursConfig] = {}  # named calendars (routing/working_hours.py)
     tiers: TiersConfig = TiersConfig()
     sla: SlaConfig = SlaConfig()
@@ -444,7 +130,7 @@ class Settings(Section):
     agents: list[AgentConfig] = []
     quick_replies: list[QuickReply] = []
     faq: list[FaqEntry] = []
-    channels: dict[Annotated[str, Field(pattern=_ID)], ChannelConfig] = {"webchat": WebchatChannel(kind="webchat")}
+    channels: dict[Annotated[str, Field(pattern=ID_PATTERN)], ChannelConfig] = {"webchat": WebchatChannel(kind="webchat")}
     shop: ShopConfig | None = None  # where orders are read: storage/shop/config.py
 
     @field_validator("roles", mode="before")
@@ -453,7 +139,7 @@ class Settings(Section):
         """Configured roles are added to the five built-in ones; an entry for a
         built-in role replaces the keys it sets (`aftersales: {permissions: [...]}`)."""
         if isinstance(v, dict):
-            merged = {k: r.model_dump(exclude_unset=True) for k, r in _default_roles().items()}
+            merged = {k: r.model_dump(exclude_unset=True) for k, r in default_roles().items()}
             for k, r in v.items():
                 merged[k] = {**merged.get(k, {}), **r} if isinstance(r, dict) else r
             return merged

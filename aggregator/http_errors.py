@@ -1,5 +1,5 @@
 """JSON errors for every HTTP failure: `{"error": "..."}` with a 4xx/5xx status,
-never a stack trace."""
+never a stack trace (the answers themselves: connectors/http.py)."""
 from __future__ import annotations
 
 import logging
@@ -8,21 +8,9 @@ from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from storage.limits import retry_after
+from connectors.http import json_error
 
 log = logging.getLogger("kefu.web")
-
-
-def json_error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-def too_many_requests(wait: float, what: str) -> web.Response:
-    """429 of an abuse limit (storage/limits.py): `what` was refused, and when to retry."""
-    seconds = retry_after(wait)
-    response = json_error(429, f"{what}, try again in {seconds} s")
-    response.headers["Retry-After"] = str(seconds)
-    return response
 
 
 @web.middleware

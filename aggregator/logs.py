@@ -2,16 +2,27 @@
 
 Log calls pass context as `extra={...}`; message text of customers is never
 logged by kefu, and as a last line of defence every line is masked on the way
-out (routing/masking.py: bank card, mobile and resident ID numbers).
+out (routing/masking.py: bank card, mobile and resident ID numbers; bot tokens in URLs).
 """
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 
 from routing.masking import mask_text
+
+# A bot token inside a URL (Telegram's /bot<id>:<secret>/method), as HTTP client libraries
+# log it: the secret part never reaches the log.
+_BOT_TOKEN = re.compile(r"(bot\d+:)[A-Za-z0-9_-]+")
+
+
+def redact(line: str) -> str:
+    """What every log line goes through: card, phone and ID numbers masked, bot tokens cut."""
+    return _BOT_TOKEN.sub(r"\1…", mask_text(line))
+
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -23,7 +34,7 @@ class JsonFormatter(logging.Formatter):
         out.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return mask_text(json.dumps(out, ensure_ascii=False, default=str))
+        return redact(json.dumps(out, ensure_ascii=False, default=str))
 
 
 class TextFormatter(logging.Formatter):
@@ -33,7 +44,7 @@ class TextFormatter(logging.Formatter):
                 f"{record.levelname.lower():7} {record.name}: {record.getMessage()} {extra}").rstrip()
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return mask_text(line)
+        return redact(line)
 
 
 def setup(level: str, fmt: str) -> None:
@@ -42,5 +53,6 @@ def setup(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiohttp.access",):
+    # HTTP clients log every request URL at INFO, and Telegram's carry the bot token.
+    for noisy in ("aiohttp.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

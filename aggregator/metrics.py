@@ -14,7 +14,7 @@ from aiohttp import web
 from prometheus_client import Gauge, generate_latest
 
 from aggregator.config import Rate, Settings
-from storage.metrics import (http_requests, inbound_duplicates, inbound_messages, logins_refused,
+from storage.metrics import (http_requests, inbound_duplicates, inbound_messages, logins_refused, parked,
                              outbound_delivered, outbound_failed, rate_limited, registry)
 
 if TYPE_CHECKING:
@@ -65,6 +65,8 @@ def start_series(channels: Iterable[str], settings: Settings) -> None:
                 rate_limited.labels(f"{section}.{key}")
     for reason in ("wrong_password", "locked_out"):
         logins_refused.labels(reason)
+    for stage in ("router", "delivery", "archive"):
+        parked.labels(stage)
 
 
 def connected(health: dict) -> bool:
@@ -78,7 +80,7 @@ async def refresh(kefu: "Kefu") -> None:
     """Set the gauges for a scrape."""
     for n, c in kefu.connectors.items():
         connector_up.labels(n, c.kind).set(1 if connected(c.health()) else 0)
-    keys = kefu.keys
+    keys = kefu.core.keys
     streams = [keys.inbound, *(keys.outbound(n) for n in kefu.connectors)]
     try:
         pipe = kefu.redis.pipeline(transaction=False)

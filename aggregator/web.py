@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from aggregator import files, metrics
+from aggregator import metrics
 from aggregator.http_errors import error_middleware
+from connectors import files
 
 if TYPE_CHECKING:
     from aggregator.app import Kefu
@@ -43,7 +44,7 @@ def build(kefu: "Kefu") -> web.Application:
     app.router.add_get("/console", lambda r: web.HTTPFound("/console/"))
     app.router.add_get("/console/", console_file)
     app.router.add_get("/console/{name}", console_file)
-    app.router.add_get("/files/{id}", files.serve(kefu.files))
+    app.router.add_get("/files/{id}", files.serve(kefu.core.files))
     app.add_routes(kefu.api.routes())
     for conn in kefu.connectors.values():
         app.add_routes(conn.routes())

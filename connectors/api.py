@@ -19,9 +19,9 @@ import aiohttp
 from aiohttp import web
 from pydantic import ValidationError
 
-from aggregator.config import ApiChannel
-from aggregator.http_errors import json_error, too_many_requests
 from connectors.base import Connector, DeliveryError
+from connectors.channels import ApiChannel
+from connectors.http import json_error, too_many_requests
 from connectors.payloads import ApiInbound
 from connectors.validation import PayloadError, parse_json, problem
 from storage.events import Event

@@ -26,15 +26,16 @@ from connectors.kit.pacing import Pacer
 from connectors.kit.parts import SentParts
 from connectors.kit.refs import MessageRefs
 from storage.attachments import AttachmentStore
-from storage.bus import Bus, Published
+from storage.bus import Published
 from storage.conversations import ConversationStore
 from storage.events import Event
 from storage.keys import Keys
 
 if TYPE_CHECKING:
-    from aggregator.agent_actions import AgentActions
-    from aggregator.config import ChannelConfig, Settings
-    from storage.fanout import Fanout
+    from aggregator.config import Settings
+    from aggregator.core import Core
+    from connectors.config import ChannelConfig
+    from routing.actions import AgentActions
 
 Listener = Callable[[bytes], Awaitable[None]]
 
@@ -99,11 +100,11 @@ class ConnectorContext:
     relay: RelayContext | None = None  # the agents' relays only
 
 
-def build_context(name: str, config: "ChannelConfig", settings: "Settings", *, bus: Bus, store: ConversationStore,
-                  files: AttachmentStore, fanout: "Fanout", off_hours: Callable[[str, str, str], str | None],
-                  stopping: asyncio.Event, actions: "AgentActions | None" = None) -> ConnectorContext:
-    """A channel's context over this process's core parts; with `actions`, a relay context too."""
-    keys, redis = bus.keys, bus.redis
+def build_context(name: str, config: "ChannelConfig", core: "Core", *, stopping: asyncio.Event,
+                  relay: bool = False) -> ConnectorContext:
+    """A channel's context over this process's core (aggregator/core.py); with `relay`, the
+    agents' relay context too."""
+    settings, bus, keys, redis, fanout = core.settings, core.bus, core.keys, core.bus.redis, core.fanout
 
     def on_live(listener: Listener) -> None:
         fanout.subscribe(keys.agent_events, listener)
@@ -116,8 +117,8 @@ def build_context(name: str, config: "ChannelConfig", settings: "Settings", *, b
     return ConnectorContext(
         name=name, config=config, settings=settings, log=logging.getLogger(f"kefu.channel.{name}"),
         redis=redis, blocking=bus.blocking, keys=keys, process=bus.consumer, publish=bus.publish_inbound,
-        files=files, refs=MessageRefs(redis, keys, name), parts=SentParts(redis, keys, name),
+        files=core.files, refs=MessageRefs(redis, keys, name), parts=SentParts(redis, keys, name),
         stopping=stopping, lease=lease, pacer=lambda namespace: Pacer(redis, keys, namespace, stopping),
-        on_live=on_live, on_push=fanout.subscribe, desk=Desk(redis, keys, off_hours),
-        history=CustomerHistory(store, name),
-        relay=RelayContext(store, actions, on_live) if actions is not None else None)
+        on_live=on_live, on_push=fanout.subscribe, desk=Desk(redis, keys, core.router.off_hours_text),
+        history=CustomerHistory(core.store, name),
+        relay=RelayContext(core.store, core.actions, on_live) if relay else None)

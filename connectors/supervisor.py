@@ -29,15 +29,17 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-from aggregator.config import Settings
 from connectors.base import Connector, DeliveryError
 from connectors.kit.delivery import RetryPolicy
 from storage import metrics
 from storage.bus import Bus, StreamConsumer, sleep_or_stop
 from storage.events import Event
 from storage.bus import park_reason, transient
+
+if TYPE_CHECKING:
+    from aggregator.config import Settings
 
 log = logging.getLogger("kefu.supervisor")
 

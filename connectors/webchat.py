@@ -34,12 +34,12 @@ from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from connectors.payloads import WebchatMessage
-from connectors.validation import PayloadError, parse_json, problem
-from aggregator import files
-from aggregator.http_errors import json_error, too_many_requests
 from connectors.base import Connector
 from connectors.client_address import client_ip
+from connectors.files import upload
+from connectors.http import json_error, too_many_requests
+from connectors.payloads import WebchatMessage
+from connectors.validation import PayloadError, parse_json, problem
 from storage.events import Event
 from storage.limits import RateLimiter, retry_after
 
@@ -99,7 +99,7 @@ class WebchatConnector(Connector):
             if wait:
                 response = too_many_requests(wait, "too many files")
             else:
-                response = await files.upload(request, self.ctx.files, self.ctx.settings.web.max_upload_bytes)
+                response = await upload(request, self.ctx.files, self.ctx.settings.web.max_upload_bytes)
         response.headers.update(_CORS)
         return response
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aggregator.config import Settings
+if TYPE_CHECKING:
+    from aggregator.config import Settings
 
 DEFAULTS: dict[str, dict[str, str]] = {
     "greeting": {  # the web chat widget, before the visitor has written

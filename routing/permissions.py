@@ -33,13 +33,13 @@ DEFAULT_PERMISSIONS: dict[str, list[str]] = {
 
 
 class Viewer(Protocol):
-    """An agent (aggregator/config.py:AgentConfig), or an agents' group of a chat app."""
+    """An agent (routing/config.py:AgentConfig), or an agents' group of a chat app."""
     id: str
     roles: list[str]
 
 
 class RolePermissions(Protocol):
-    """A role's entry in config (aggregator/config.py:RoleConfig)."""
+    """A role's entry in config (routing/config.py:RoleConfig)."""
     permissions: list[str] | None
 
 

@@ -29,15 +29,17 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
-from aggregator.config import Settings
 from routing.automation import Templates, detect_language
 from routing.working_hours import WorkingHours
 from storage import metrics
 from storage.bus import Bus, StreamConsumer, sleep_or_stop
 from storage.conversations import ConversationError, ConversationStore, Routing, pack_ingest
 from storage.events import Event
+
+if TYPE_CHECKING:
+    from aggregator.config import Settings
 
 log = logging.getLogger("kefu.router")
 
@@ -387,28 +389,33 @@ class Router:
 
     # -- loops -----------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume and tick until `stop`; restarted with backoff when it fails, like a
-        connector (connectors/supervisor.py), while `/healthz` says ``restarting``."""
+        """Consume and tick until `stop`; the consumer is restarted with backoff when it
+        fails, like a connector (connectors/supervisor.py), while `/healthz` says
+        ``restarting``.  The ticker runs throughout (it survives its own failures): a
+        restart never waits for it, since cancelling a task inside a Redis call is not
+        always honoured by the client."""
         cfg = self.settings.supervisor
         delay = cfg.restart_initial
-        while not stop.is_set():
-            started = time.monotonic()
-            self.state = "running"
-            try:
-                async with asyncio.TaskGroup() as tg:
-                    tg.create_task(self.consumer.run(stop))
-                    tg.create_task(self._tick_loop(stop))
-                break
-            except Exception as exc:
-                while isinstance(exc, ExceptionGroup):
-                    exc = exc.exceptions[0]
-                self.state, self.last_error = "restarting", f"{type(exc).__name__}: {exc}"[:300]
-                if time.monotonic() - started >= cfg.restart_max:
-                    delay = cfg.restart_initial  # it had been healthy: a new failure
-                log.error("router failed, restarting", extra={"error": self.last_error, "retry_in": delay})
-                await sleep_or_stop(stop, delay)
-                delay = min(delay * 2, cfg.restart_max)
-        self.state = "stopped"
+        ticker = asyncio.create_task(self._tick_loop(stop), name="router-ticks")
+        try:
+            while not stop.is_set():
+                started = time.monotonic()
+                self.state = "running"
+                try:
+                    await self.consumer.run(stop)
+                    break
+                except Exception as exc:
+                    self.state, self.last_error = "restarting", f"{type(exc).__name__}: {exc}"[:300]
+                    if time.monotonic() - started >= cfg.restart_max:
+                        delay = cfg.restart_initial  # it had been healthy: a new failure
+                    log.error("router failed, restarting", extra={"error": self.last_error, "retry_in": delay})
+                    await sleep_or_stop(stop, delay)
+                    delay = min(delay * 2, cfg.restart_max)
+        finally:
+            self.state = "stopped"
+            if not stop.is_set():
+                ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
 
     async def _tick_loop(self, stop: asyncio.Event) -> None:
         """Timers, queue draining and auto-away: safety nets that need no event."""

@@ -93,6 +93,11 @@ class AttachmentStore:
         return Attachment(attachment_id, got[1].decode(), got[0].decode(), int(got[2]),
                           got[3] if data else b"")
 
+    async def delete(self, ids: list[str]) -> int:
+        """Forget files (retention purges a transcript's files with it)."""
+        keys = [self.keys.attachment(i) for i in ids if _ID.fullmatch(i)]
+        return await self.redis.delete(*keys) if keys else 0
+
     async def describe(self, ids: list) -> list[dict] | None:
         """The public descriptions of files named in a message, or None if one is unknown."""
         out = []

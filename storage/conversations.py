@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import msgpack
 import redis.asyncio as aioredis
@@ -35,9 +35,34 @@ class Routing:
     resolution_due: float = 0.0
 
 
+class IngestItem(NamedTuple):
+    """One customer message as storage/lua/ingest.lua takes it.  The script's line
+    that names these fields (`local INGEST_ITEM = unpack(m)`) is generated from this
+    class, so a field is added or moved here and nowhere else.  Strings only, as Lua
+    compares them: flags are '1'/'0', times '%.3f', '' means "keep what is stored"."""
+    mid: str
+    channel: str
+    kind: str
+    cust: str
+    name: str
+    blob: bytes  # the encoded Event
+    new_cid: str  # the conversation's id if this message opens one
+    role: str
+    attrs: str  # the customer's attributes as JSON
+    tier: str
+    priority: str
+    lang: str
+    order_no: str
+    human: str
+    menu: str  # the welcome menu awaits an answer
+    first_due: str  # SLA due times, if the message opens a conversation
+    resolution_due: str
+
+
 def _lua(name: str) -> str:
     pkg = resources.files("storage") / "lua"
-    return (pkg / "common.lua").read_text() + "\n" + (pkg / f"{name}.lua").read_text()
+    script = (pkg / "common.lua").read_text() + "\n" + (pkg / f"{name}.lua").read_text()
+    return script.replace("INGEST_ITEM", ", ".join(IngestItem._fields))
 
 
 class ConversationError(Exception):
@@ -112,17 +137,22 @@ def conversation_view(h: dict) -> dict[str, Any] | None:
 
 
 def pack_ingest(events: list[Event], routing: list[Routing]) -> bytes:
-    """The argument of storage/lua/ingest.lua for a batch: one msgpack array, since
-    packing thousands of separate arguments costs more than the script itself."""
+    """The argument of storage/lua/ingest.lua for a batch: one msgpack array of
+    IngestItems, since packing thousands of separate arguments costs more than the
+    script itself."""
     batch = []
     for ev, r in zip(events, routing):
         attrs = ev.meta.get("attributes")
-        batch.append([ev.id, ev.channel, ev.channel_kind, ev.customer_id, ev.sender_name, ev.encode(),
-                      "c" + ev.id[1:],  # a new conversation is named after its first message
-                      # never NaN/Infinity: not JSON, the console could not read the conversation
-                      r.role, json.dumps(attrs, ensure_ascii=False, allow_nan=False) if attrs else "",
-                      r.tier, r.priority, r.language, r.order_no, "1" if r.human else "0",
-                      "1" if r.menu_pending else "0", f"{r.first_due:.3f}", f"{r.resolution_due:.3f}"])
+        batch.append(IngestItem(
+            mid=ev.id, channel=ev.channel, kind=ev.channel_kind, cust=ev.customer_id, name=ev.sender_name,
+            blob=ev.encode(),
+            new_cid="c" + ev.id[1:],  # a new conversation is named after its first message
+            role=r.role,
+            # never NaN/Infinity: not JSON, the console could not read the conversation
+            attrs=json.dumps(attrs, ensure_ascii=False, allow_nan=False) if attrs else "",
+            tier=r.tier, priority=r.priority, lang=r.language, order_no=r.order_no,
+            human="1" if r.human else "0", menu="1" if r.menu_pending else "0",
+            first_due=f"{r.first_due:.3f}", resolution_due=f"{r.resolution_due:.3f}"))
     return msgpack.packb(batch, use_bin_type=False)
 
 

@@ -28,13 +28,13 @@ from storage.keys import Keys
 
 
 class Rate(Protocol):
-    """A configured limit (aggregator/config.py Rate)."""
+    """A configured limit (storage/config.py Rate)."""
     count: int
     per: float  # seconds
 
 
 class LoginPolicy(Protocol):
-    """The login limits (aggregator/config.py LoginLimits); durations in seconds."""
+    """The login limits (storage/config.py LoginLimits); durations in seconds."""
     attempts_per_agent: int
     attempts_per_ip: int
     window: float

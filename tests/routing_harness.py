@@ -13,13 +13,9 @@ from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 
-from aggregator.agent_actions import AgentActions
 from aggregator.config import Settings, parse
-from routing.router import Router
-from storage.bus import Bus
-from storage.conversations import ConversationStore
+from aggregator.core import build_core
 from storage.events import Event, new_id
-from storage.keys import Keys
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -39,12 +35,11 @@ class Desk:
 
     async def __aenter__(self) -> "Desk":
         self.redis = aioredis.Redis.from_url(self.url)
-        self.keys = Keys(f"sc{uuid.uuid4().hex[:8]}:")
-        self.bus = Bus(self.redis, self.redis, self.keys, 3600, exclusive=False)
-        self.store = ConversationStore(self.redis, self.keys)
-        self.router = Router(self.settings, self.bus, self.store, clock=lambda: self.now)
-        self.actions = AgentActions(self.settings, self.store, self.router)
-        await self.store.sync_agents((a.id, a.name, self.settings.capacity(a), a.roles) for a in self.settings.agents)
+        self.settings.redis.prefix = f"sc{uuid.uuid4().hex[:8]}:"
+        core = build_core(self.settings, self.redis, clock=lambda: self.now)
+        self.keys, self.bus, self.store, self.router, self.actions = (
+            core.keys, core.bus, core.store, core.router, core.actions)
+        await core.sync_agents()
         self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         await self.pubsub.subscribe(self.keys.agent_events)
         return self

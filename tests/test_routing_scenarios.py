@@ -1,8 +1,11 @@
 """Routing, working hours, SLA and automatic replies, on a clock the test controls."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from storage.conversations import IngestItem, _lua
 from tests.routing_harness import Desk
 
 WEEKDAYS = '["09:00-12:00", "13:30-18:00"]'
@@ -232,3 +235,25 @@ messages:
         desk.at(2026, 11, 25, 9, 30)
         await desk.tick()
         assert await desk.assignee("angry") == "sue"
+
+
+def test_the_ingest_script_unpacks_every_field_by_its_python_name():
+    script = _lua("ingest")
+    assert "INGEST_ITEM" not in script
+    assert f"local {', '.join(IngestItem._fields)} = unpack(m)" in script
+    body = script[script.index("= unpack(m)"):]
+    unread = [f for f in IngestItem._fields if not re.search(rf"\b{f}\b", body)]
+    assert not unread, f"ingest.lua never reads {unread}"
+
+
+async def test_each_decision_of_the_router_is_stored_with_the_message(desk):
+    await desk.online("alice")
+    conv = await desk.write("u1", "Order D2026112300017 never arrived, I want a human", order_count=25, shop="cn")
+    assert conv["role"] == "aftersales" and conv["assignee"] == "alice"
+    assert conv["customer"]["tier"] == "vip" and conv["priority"] == "urgent"
+    assert conv["customer"]["attributes"] == {"order_count": 25, "shop": "cn"}
+    assert conv["customer"]["language"] == "en"
+    assert conv["order_no"] == "D2026112300017" and conv["human_requested"]
+    assert conv["sla_due"] is not None and conv["id"] == "c" + conv["messages"][0]["id"][1:]
+    assert [m["text"] for m in conv["messages"] if m["sender"]["kind"] == "customer"] == [
+        "Order D2026112300017 never arrived, I want a human"]

@@ -119,13 +119,31 @@ function msgNode(m, conv) {
     } else body.appendChild(h('span', { class: 'm-file', text: '📎 ' + label }));
   });
   const isMe = kind === 'agent' && S.me && s.id === S.me.id;
+  const reveal = revealButton(m, body, conv);
   return h('div', { class: 'msg ' + dir + ' k-' + cssToken(kind) + (isMe ? ' mine' : ''), dataset: { id: m.id != null ? String(m.id) : '' } },
     dir === 'sys' ? null : h('div', { class: 'm-head' },
       h('span', { class: 'm-name', text: name }),
       kind !== 'customer' && kind !== 'agent' ? h('span', { class: 'm-kind', text: t('kind.' + kind) }) : null,
-      h('span', { class: 'm-time', title: fmtTime(m.ts, true), text: fmtTime(m.ts) })),
+      h('span', { class: 'm-time', title: fmtTime(m.ts, true), text: fmtTime(m.ts) }), reveal),
     body,
     dir === 'sys' ? h('div', { class: 'm-time', text: fmtTime(m.ts) }) : null);
+}
+const MASKED = /\d\*{4,}\d|\*{4}\d{4}\b/;
+/** Agents with reveal_pii see a masked number's clear text on request (audited server-side). */
+function revealButton(m, body, conv) {
+  const perms = (S.me && S.me.permissions) || [];
+  if (!perms.includes('reveal_pii') || m.id == null || !MASKED.test(str(m.text))) return null;
+  const btn = h('button', { type: 'button', class: 'm-reveal', text: t('msg.reveal') });
+  btn.addEventListener('click', async () => {
+    btn.disabled = true;
+    try {
+      const r = await api('POST', '/api/conversations/' + encodeURIComponent(conv.id) + '/messages/' +
+                          encodeURIComponent(m.id) + '/reveal');
+      clear(body); linkify(body, str(r.text));
+      btn.replaceWith(h('span', { class: 'm-kind', text: t('msg.revealed') }));
+    } catch (e) { btn.disabled = false; btn.title = e.message; }
+  });
+  return btn;
 }
 function renderMessages() {
   const d = S.detail, box = $('msg-list');

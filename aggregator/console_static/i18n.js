@@ -51,6 +51,7 @@ export const I18N = {
     'badge.vip': 'VIP', 'badge.dispute': 'Dispute', 'badge.urgent': 'Urgent', 'badge.sla': 'SLA {t}',
     'badge.overdue': 'SLA overdue {t}', 'badge.queued': 'Queued', 'badge.closed': 'Closed',
     'kind.customer': 'Customer', 'kind.agent': 'Agent', 'kind.bot': 'Bot', 'kind.system': 'System',
+    'msg.reveal': 'Show clear text', 'msg.revealed': 'Clear text (recorded in the audit log)',
     'common.cancel': 'Cancel', 'common.ok': 'OK', 'common.closePanel': 'Close panel', 'common.you': 'you',
     'err.network': 'Network error — please try again.', 'err.generic': 'Request failed ({status})',
     'title.unread': '({n}) kefu console'
@@ -101,6 +102,7 @@ export const I18N = {
     'badge.vip': 'VIP', 'badge.dispute': '纠纷', 'badge.urgent': '紧急', 'badge.sla': 'SLA {t}',
     'badge.overdue': 'SLA 超时 {t}', 'badge.queued': '排队', 'badge.closed': '已关闭',
     'kind.customer': '客户', 'kind.agent': '客服', 'kind.bot': '机器人', 'kind.system': '系统',
+    'msg.reveal': '显示原文', 'msg.revealed': '原文（已记入审计日志）',
     'common.cancel': '取消', 'common.ok': '确定', 'common.closePanel': '关闭面板', 'common.you': '我',
     'err.network': '网络错误，请重试。', 'err.generic': '请求失败（{status}）',
     'title.unread': '({n}) kefu 客服工作台'

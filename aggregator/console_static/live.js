@@ -10,6 +10,7 @@ import { loadDetail, renderConvHead, msgDir, appendMessage } from './conversatio
 import { renderCust } from './customer.js';
 import { setPresenceUi } from './presence.js';
 import { newConversation } from './notify.js';
+import { logout } from './session.js';
 
 export function setLive(on) {
   S.live = on;
@@ -43,9 +44,11 @@ export function connectWs() {
     let f; try { f = JSON.parse(ev.data); } catch (e) { return; }
     if (f && typeof f === 'object') handleEvent(f);
   };
-  ws.onclose = () => {
+  ws.onclose = (ev) => {
     if (S.ws !== ws) return;
-    S.ws = null; setLive(false); scheduleWs();
+    S.ws = null; setLive(false);
+    if (ev.code === 4401) { logout(t('login.expired')); return; } // the session ended (logout, expiry, removal)
+    scheduleWs();
   };
   ws.onerror = () => { /* onclose follows */ };
 }

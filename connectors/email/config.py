@@ -2,7 +2,7 @@
 
 SPEC fixes `address`, `imap: {host, port, tls, user, password, mailbox}` and
 `smtp: {host, port, tls, starttls, user, password}`; the rest is kefu's own.
-aggregator/config.py adds `EmailChannel` to its union of channel kinds, so the
+connectors/config.py adds `EmailChannel` to its union of channel kinds, so the
 same strict rules apply: an unknown key is an error.  Intervals are seconds.
 """
 from __future__ import annotations

@@ -34,17 +34,17 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from aggregator.agent_actions import refusal
 from connectors.base import DeliveryError
 from connectors.qq.transport import Target
+from routing.actions import refusal
 from routing.masking import mask_text
 from routing.permissions import Audience, may_see
 from storage.conversations import ConversationError
 from storage.events import BrokenEvent, Event
 
 if TYPE_CHECKING:
-    from aggregator.config import AgentConfig
     from connectors.qq.connector import QQConnector
+    from routing.config import AgentConfig
 
 MAP_TTL = 30 * 86400
 HISTORY = 5  # messages in a relay header and in /who

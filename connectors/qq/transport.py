@@ -34,7 +34,7 @@ from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from aggregator.http_errors import json_error
+from connectors.http import json_error
 from connectors.kit.delivery import DeliveryError
 from connectors.payloads import OneBotEvent
 from connectors.validation import PayloadError, parse_json, problem

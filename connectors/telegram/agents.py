@@ -52,15 +52,15 @@ from typing import TYPE_CHECKING, Any
 from telegram import Message, Update
 from telegram.error import BadRequest, Forbidden, TelegramError
 
-from aggregator.agent_actions import refusal
 from connectors.telegram.codec import platform_id
+from routing.actions import refusal
 from routing.masking import mask_text
 from routing.permissions import Audience, may_see
 from storage.conversations import ConversationError
 from storage.events import BrokenEvent, Event
 
 if TYPE_CHECKING:
-    from aggregator.config import AgentConfig
+    from routing.config import AgentConfig
     from connectors.telegram.connector import TelegramConnector
 
 HISTORY = 5  # messages shown under the header when a conversation reaches a new target

@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from telegram import Message, Update
 from telegram.error import BadRequest, Conflict, InvalidToken, NetworkError, RetryAfter, TimedOut
 
-from aggregator.http_errors import json_error
+from connectors.http import json_error
 from connectors.payloads import TelegramUpdate
 from connectors.telegram.codec import describe_other, display_name, language, platform_id
 from connectors.telegram.transport import BOT_API_DEPTH, POLL_TIMEOUT, retry_seconds

@@ -1,8 +1,8 @@
 -- Store a batch of inbound customer messages in one call: per message, find
 -- or open the customer's conversation, append the message once (by id),
 -- assign it or queue it, and start the owner's reminder timer.
--- ARGV: prefix, now, routing context json, the batch (msgpack: one array of
--- FIELDS per message, see storage/conversations.py).
+-- ARGV: prefix, now, routing context json, the batch (msgpack: one array per
+-- message, storage/conversations.py:IngestItem).
 -- Returns JSON {items, online_roles}: per message {cid, fresh, created, changed}
 -- plus the conversation when agents need its new state or the router may have
 -- to tell the customer something (it is waiting and something is due); and the
@@ -36,8 +36,7 @@ local function waiting_needs_word(k, role)
 end
 
 for _, m in ipairs(cmsgpack.unpack(ARGV[4])) do
-  local mid, channel, kind, cust, name, blob, new_cid, role, attrs, tier, priority, lang, order_no, human,
-        menu, first_due, resolution_due = unpack(m)
+  local INGEST_ITEM = unpack(m)  -- IngestItem's field names, in its order
   local ck = P .. 'custconv:' .. channel .. ':' .. cust
   local cust_k = customer_key(channel, cust)
   local cid = redis.call('GET', ck)

@@ -217,3 +217,38 @@ async def test_widget_greets_once_and_its_banner_follows_presence(make_daemon, h
     await alice.presence("away")
     await note.wait_for()
     watch.check()
+
+
+async def test_a_supervisor_reveals_a_masked_number_and_a_logout_elsewhere_signs_the_console_out(
+        make_daemon, http, browser):
+    d = await make_daemon(channels=SITE).start()
+    sue = await Agent(d, http, "sue").login()
+    await site_message(http, d, "u9", "m9", "退款到这张卡 6222021234567890128", name="赵六")
+    conv = await conv_with_text(sue, "退款到这张卡 6222********0128")
+    page, watch = await console_login(browser, d, "sue")
+    await page.locator(f".conv-item[data-id='{conv['id']}']").click()
+    body = page.locator("#msg-list .msg.in .m-body", has_text="6222********0128")
+    await body.wait_for()  # masked for agents, clear text on request
+    await page.locator("#msg-list .msg.in .m-reveal").click()
+    await page.locator("#msg-list .msg.in .m-body", has_text="6222021234567890128").wait_for()
+
+    # The session ends elsewhere (sue's token revoked by her logout from another client of the
+    # same token): the console's live socket is closed and it asks her to sign in again.
+    token = await page.evaluate("sessionStorage.getItem('kefu_token') || localStorage.getItem('kefu_token')")
+    assert token
+    async with http.post(d.url + "/api/logout", headers={"Authorization": f"Bearer {token}"}) as r:
+        assert r.status == 200
+    await page.wait_for_selector("#login-view:not([hidden])", timeout=10000)
+    watch.check()
+
+
+async def test_an_agent_without_reveal_pii_gets_no_reveal_button(make_daemon, http, browser):
+    d = await make_daemon(channels=SITE).start()
+    alice = await Agent(d, http, "alice").login()
+    await site_message(http, d, "u8", "m8", "我的手机 13812345678，卡密没收到", name="钱七")
+    conv = await conv_with_text(alice, "我的手机 138****5678，卡密没收到")
+    page, watch = await console_login(browser, d)
+    await page.locator(f".conv-item[data-id='{conv['id']}']").click()
+    await page.locator("#msg-list .msg.in .m-body", has_text="138****5678").wait_for()
+    assert await page.locator("#msg-list .m-reveal").count() == 0
+    watch.check()

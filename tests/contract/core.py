@@ -1,9 +1,9 @@
 """kefu's parts below the connectors, in the test's own process, on a real redis-server.
 
 A connector under contract test runs here as it runs in `kefu run`: built by
-connectors/context.py:build_context over a real Bus, store and file store, its HTTP
-routes served on a local port, its live pushes fanned out — only the router and the
-supervisor are left out: the tests call `send()` and read the inbound stream
+connectors/context.py:build_context over the core aggregator/core.py:build_core makes,
+its HTTP routes served on a local port, its live pushes fanned out — only the router
+and the supervisor do not run: the tests call `send()` and read the inbound stream
 themselves.
 """
 from __future__ import annotations
@@ -14,19 +14,14 @@ from typing import Any
 
 from aiohttp import web
 
-from aggregator.agent_actions import AgentActions
 from aggregator.config import Settings
+from aggregator.core import build_core
 from connectors import connector_class
 from connectors.base import Connector
 from connectors.context import build_context
-from routing.router import Router
-from storage.attachments import AttachmentStore
-from storage.bus import Bus
 from storage.connection import connect
-from storage.conversations import ConversationStore
 from storage.events import Event, new_id
 from storage.fanout import Fanout
-from storage.keys import Keys
 from tests.kefu_harness import RedisServer, free_port
 
 
@@ -48,22 +43,13 @@ class InProcessCore:
                                                  "web": {"listen": f"127.0.0.1:{self.port}"},
                                                  "channels": {channel: config}, **settings})
         self.channel = channel
-        keys = Keys(self.settings.redis.prefix)
-        self.bus = Bus(self.redis, self.blocking, keys, self.settings.bus.dedupe_ttl, exclusive=True)
-        self.store = ConversationStore(self.redis, keys)
-        self.router = Router(self.settings, self.bus, self.store)
-        self.actions = AgentActions(self.settings, self.store, self.router)
-        self.files = AttachmentStore(self.redis, keys, self.settings.web.upload_ttl)
-        self.fanout = Fanout(self.redis)
+        self.core = build_core(self.settings, self.redis, self.blocking, exclusive=True)
 
     def connector(self) -> Connector:
         """A new connector of the channel, as a (re)started kefu process builds it."""
         cfg = self.settings.channels[self.channel]
         cls = connector_class(cfg)
-        ctx = build_context(self.channel, cfg, self.settings, bus=self.bus, store=self.store, files=self.files,
-                            fanout=self.fanout, off_hours=lambda role, lang, channel: None,
-                            stopping=asyncio.Event(), actions=self.actions if cls.relays_agents else None)
-        return cls(ctx)
+        return cls(build_context(self.channel, cfg, self.core, stopping=asyncio.Event(), relay=cls.relays_agents))
 
     async def run(self, conn: Connector) -> Connector:
         """Start `conn` the way the supervisor does, with its routes served and its pushes fanned out."""
@@ -74,8 +60,8 @@ class InProcessCore:
         await web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True).start()
         self._runners.append(runner)
         self._stop = asyncio.Event()
-        if self.fanout.listeners:
-            self._tasks.append(asyncio.create_task(self.fanout.run(self._stop)))
+        if self.core.fanout.listeners:
+            self._tasks.append(asyncio.create_task(self.core.fanout.run(self._stop)))
         await conn.start()
         conn.state = "running"
         self.connectors.append(conn)
@@ -93,7 +79,7 @@ class InProcessCore:
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
-        self.fanout = Fanout(self.redis)  # subscriptions are made by the next connector
+        self.core.fanout = Fanout(self.redis)  # subscriptions are made by the next connector
 
     async def close(self) -> None:
         for conn in list(self.connectors):
@@ -104,7 +90,7 @@ class InProcessCore:
 
     async def inbound(self) -> list[Event]:
         """Every event in the inbound stream, oldest first."""
-        return [Event.decode(fields[b"e"]) for _, fields in await self.redis.xrange(self.bus.keys.inbound)]
+        return [Event.decode(fields[b"e"]) for _, fields in await self.redis.xrange(self.core.keys.inbound)]
 
     def reply(self, customer_id: str, text: str) -> Event:
         """An agent's reply to the customer, as the outbound stream carries it."""

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from aggregator.config import AgentConfig, QuickReply, Settings
+from routing.config import AgentConfig, QuickReply
+
+if TYPE_CHECKING:
+    from aggregator.config import Settings
 
 VARIABLE = re.compile(r"\{(\w+)\}")
 BUILT_IN = ("customer_name", "order_no", "agent_name", "channel")

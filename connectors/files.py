@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from aggregator.http_errors import json_error
+from connectors.http import json_error
 from storage.attachments import AttachmentStore, human_size, sniff_image
 
 

@@ -9,14 +9,17 @@ acted: console, api, telegram or qq.
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
 
-from aggregator import quick_replies
-from aggregator.config import AgentConfig, Settings
-from routing import permissions
+from routing import permissions, quick_replies
+from routing.config import AgentConfig
 from routing.permissions import SUPERVISOR
 from routing.router import Router
 from storage.audit import AuditLog
 from storage.conversations import ConversationError, ConversationStore
+
+if TYPE_CHECKING:
+    from aggregator.config import Settings
 
 REFUSALS = {
     "not_found": (404, "conversation not found"),

@@ -1,0 +1,1 @@
+"""kefu's benchmarks (bench/README.md): `python bench/pipeline.py`, `python bench/bot.py`."""
