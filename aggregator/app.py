@@ -28,9 +28,9 @@ from aggregator.metrics import start_series
 from aggregator.state_lock import try_lock
 from aggregator.systemd_notify import notify, watchdog_interval
 from connectors import connector_class
-from connectors.base import Connector, ConnectorContext
+from connectors.base import Connector
+from connectors.context import build_context
 from connectors.supervisor import Supervisor
-from connectors.webchat import WebchatConnector
 from storage import metrics
 from storage.archive.migrate import migrate
 from storage.bus import sleep_or_stop
@@ -93,20 +93,17 @@ class Kefu:
         self.auth = Auth(s, self.redis, core.keys)
         self.api = AgentApi(s, self.auth, core.store, core.actions, core.files)
         self.connectors: dict[str, Connector] = {}
+        stopping = asyncio.Event()  # the supervisor sets it when kefu stops
         for name, cfg in s.channels.items():
-            ctx = ConnectorContext(name=name, config=cfg, settings=s, bus=core.bus, store=core.store,
-                                   actions=core.actions, fanout=core.fanout, files=core.files,
-                                   log=logging.getLogger(f"kefu.channel.{name}"))
             try:
-                self.connectors[name] = connector_class(cfg)(ctx)
+                cls = connector_class(cfg)
+                ctx = build_context(name, cfg, core, stopping=stopping, relay=cls.relays_agents)
+                self.connectors[name] = cls(ctx)
             except Exception as exc:
                 raise StartupError(f"channel {name!r}: cannot load its connector: {exc}") from None
         self.supervisor = Supervisor(s, core.bus, self.connectors)
         start_series(self.connectors, s)
         core.fanout.subscribe(core.keys.agent_events, self.api.on_event)
-        for conn in self.connectors.values():
-            if isinstance(conn, WebchatConnector):
-                core.fanout.subscribe(core.keys.webchat_push(conn.name), conn.on_push)
 
     async def _serve(self) -> None:
         s = self.settings

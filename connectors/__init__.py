@@ -1,4 +1,5 @@
-"""One module per channel kind; `connector_class` maps config.yaml's `kind` to it."""
+"""One module (or folder) per channel kind; `connector_class` maps config.yaml's `kind` to it.
+What every channel shares is the toolkit in connectors/kit/."""
 from __future__ import annotations
 
 import importlib
@@ -15,10 +16,10 @@ def connector_class(config) -> type[Connector]:
         from connectors.api import ApiConnector
         return ApiConnector
     if kind == "telegram":
-        from connectors.telegram import TelegramConnector
+        from connectors.telegram.connector import TelegramConnector
         return TelegramConnector
     if kind == "qq":
-        from connectors.qq import QQConnector
+        from connectors.qq.connector import QQConnector
         return QQConnector
     if kind == "plugin":
         module, _, name = config.class_.partition(":")

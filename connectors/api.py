@@ -49,7 +49,7 @@ class ApiConnector(Connector):
         super().__init__(ctx)
         self.session: aiohttp.ClientSession | None = None
         self.secret = self.config.secret.get_secret_value()
-        self.limiter = RateLimiter(ctx.bus.redis, ctx.bus.keys)
+        self.limiter = RateLimiter(ctx.redis, ctx.keys)
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post(f"/api/channels/{self.name}/inbound", self.inbound)]
@@ -90,13 +90,16 @@ class ApiConnector(Connector):
         """Seconds this customer must wait (`limits.api.messages_per_customer`: per
         customer, as the shop's server is one address for all of them); a repeated
         message_id is not a new message and always gets its 202."""
-        bus = self.ctx.bus
-        if await bus.redis.exists(bus.keys.dedupe(self.name, event.platform_msg_id)):
+        if await self.ctx.redis.exists(self.ctx.keys.dedupe(self.name, event.platform_msg_id)):
             return 0.0
         return await self.limiter.hit(("api.messages_per_customer", f"{self.name}:{event.customer_id}",
                                        self.ctx.settings.limits.api.messages_per_customer))
 
-    async def send(self, event: Event) -> None:
+    async def send(self, event: Event) -> list[str]:
+        """POST the reply to the shop; its `message_id` (kefu's id) is the shop's handle on it.
+        A few quick retries (`retries`) first; then what the supervisor makes of the last
+        answer: a 4xx refuses it for good, 429 says when to retry, 5xx or no answer means
+        the shop is away (the reply waits however long that lasts)."""
         if self.config.callback_url is None:
             raise DeliveryError("channel has no callback_url", permanent=True)
         if self.session is None:
@@ -107,20 +110,20 @@ class ApiConnector(Connector):
             payload["attachments"] = links  # [{name, type, size, url}]
         body = json.dumps(payload, ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self.secret, body)}
-        delay, last = 0.5, ""
+        delay, last, away, retry_after = 0.5, "", True, None
         for attempt in range(self.config.retries + 1):
             if attempt:
-                await asyncio.sleep(delay * (0.75 + random.random() / 2))
-                delay = min(delay * 2, 30.0)
+                await asyncio.sleep(max(delay * (0.75 + random.random() / 2), retry_after or 0.0))
+                delay, retry_after = min(delay * 2, 30.0), None
             try:
                 async with self.session.post(str(self.config.callback_url), data=body, headers=headers) as resp:
                     if resp.status < 300:
-                        return
-                    last = f"callback answered {resp.status}"
+                        return [event.id]
+                    last, away = f"callback answered {resp.status}", resp.status >= 500
                     if 400 <= resp.status < 500 and resp.status not in (408, 409, 425, 429):
                         raise DeliveryError(last, permanent=True)
                     if resp.status == 429 and resp.headers.get("Retry-After", "").isdigit():
-                        delay = float(resp.headers["Retry-After"])
+                        retry_after = float(resp.headers["Retry-After"])
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                last = f"callback unreachable: {type(exc).__name__}"
-        raise DeliveryError(last)
+                last, away = f"callback unreachable: {type(exc).__name__}", True
+        raise DeliveryError(last, unavailable=away, retry_after=retry_after)

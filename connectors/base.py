@@ -1,64 +1,36 @@
 """The one small interface every channel implements.
 
 A connector turns platform messages into `Event`s and hands them to
-`ctx.receive()` (which returns only once the event is durably in the stream —
+`receive()` (which returns only once the event is durably in the stream —
 acknowledge the platform after that, never before), and delivers outbound
-events in `send()`.  The supervisor (connectors/supervisor.py) owns the
+events in `send()`.  What it gets from kefu is its `ConnectorContext`
+(connectors/context.py): the channel toolkit and nothing of the core it does not
+need.  The supervisor (connectors/supervisor.py) owns the
 lifecycle: it calls `start()`, feeds `send()` from the channel's outbound
 stream, and restarts a connector that raises, with backoff, while the others
 keep running.
 """
 from __future__ import annotations
 
-import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiohttp import web
 
+from connectors.kit.delivery import DeliveryError  # part of the interface: what send() raises
 from storage import metrics
 from storage.bus import Published
 from storage.events import Event, new_id
 
 if TYPE_CHECKING:
-    from aggregator.config import Settings
-    from connectors.config import ChannelConfig
-    from routing.actions import AgentActions
-    from storage.attachments import AttachmentStore
-    from storage.fanout import Fanout
-    from storage.bus import Bus
-    from storage.conversations import ConversationStore
+    from connectors.context import ConnectorContext
 
-
-class DeliveryError(Exception):
-    """One outbound message could not be delivered now; the connector itself is fine.
-
-    The entry stays pending and is retried later.  `permanent` means retrying
-    cannot help (the platform rejected it): the entry is parked instead.
-    """
-
-    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None):
-        super().__init__(message)
-        self.permanent = permanent
-        self.retry_after = retry_after
-
-
-@dataclass(slots=True)
-class ConnectorContext:
-    name: str  # the channel's name in config.yaml
-    config: "ChannelConfig"
-    settings: "Settings"
-    bus: "Bus"
-    store: "ConversationStore"
-    actions: "AgentActions"  # agents acting from a chat app go through the same rules
-    fanout: "Fanout"  # subscribe (in __init__) to live events, e.g. bus.keys.agent_events
-    files: "AttachmentStore"  # files customers and agents send (storage/attachments.py)
-    log: logging.Logger
+__all__ = ["Connector", "DeliveryError"]
 
 
 class Connector(ABC):
     kind: ClassVar[str]
+    relays_agents: ClassVar[bool] = False  # gets a RelayContext (connectors/context.py)
 
     def __init__(self, ctx: ConnectorContext):
         self.ctx = ctx
@@ -79,8 +51,9 @@ class Connector(ABC):
         """Disconnect; must be safe to call after a failed start."""
 
     @abstractmethod
-    async def send(self, event: Event) -> None:
-        """Deliver one outbound message.  Raise DeliveryError for this message only,
+    async def send(self, event: Event) -> list[str]:
+        """Deliver one outbound message; the platform's ids of what it took (one per
+        message a long reply became).  Raise DeliveryError for this message only,
         anything else to have the connector restarted."""
 
     def health(self) -> dict[str, Any]:
@@ -110,6 +83,6 @@ class Connector(ABC):
 
     async def receive(self, event: Event) -> Published:
         """Put an inbound event durably into the stream (deduplicated)."""
-        published = await self.ctx.bus.publish_inbound(event)
+        published = await self.ctx.publish(event)
         (metrics.inbound_duplicates if published.duplicate else metrics.inbound_messages).labels(self.name).inc()
         return published

@@ -10,11 +10,17 @@ right after the platform took it and acknowledged after that, so a restart or a 
 another process resends only what was not yet handed over (and a resend
 carries the same message id).
 
+A reply the connector could not deliver (a `DeliveryError`) is retried with a
+growing backoff and, when the platform keeps refusing it, parked after
+`supervisor.delivery_attempts` tries — every failure logged, the parking too
+(connectors/kit/delivery.py says which failures count).
+
 Replies reach a customer in the order agents sent them.  Within a batch, a
 conversation's replies go one after the other; when one cannot be delivered
 now (a DeliveryError: a 429, the platform away), the conversation is held:
 its later replies, even in later batches, stay pending too, and the retry
-round (this consumer's pending entries, in stream order) sends them after it.
+round (this consumer's pending entries, in stream order, once the backoff of
+the failed one is over) sends them after it.
 """
 from __future__ import annotations
 
@@ -22,9 +28,11 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
 from connectors.base import Connector, DeliveryError
+from connectors.kit.delivery import RetryPolicy
 from storage import metrics
 from storage.bus import Bus, StreamConsumer, sleep_or_stop
 from storage.events import Event
@@ -40,6 +48,15 @@ STAGE = "delivery"  # parked replies are counted under it
 CRASHES_BEFORE_PARK = 3  # sends of one reply that raise unexpectedly before it can be parked
 FAILING_AFTER = 3  # deliveries failing in a row before /healthz reports the channel
 SENT_TTL = 7 * 86400
+FORGET_AFTER = 3600.0  # s: the retry state of a reply another process has taken over is dropped
+
+
+@dataclass(slots=True)
+class _Retry:
+    """One reply's failed deliveries so far."""
+    tries: int = 0
+    failures: int = 0  # those that count towards parking (not `unavailable`)
+    due: float = 0.0  # monotonic time of the next try
 
 
 class Supervisor:
@@ -56,11 +73,29 @@ class Supervisor:
         # outbound stream id -> (sends that raised unexpectedly, when it first did)
         self._crashes: dict[str, tuple[int, float]] = {}
         self._last_success: dict[str, float] = defaultdict(float)  # channel -> monotonic time
+        self._retries: dict[str, _Retry] = {}  # outbound stream id -> its failed deliveries
+        self._consumers: dict[str, StreamConsumer] = {}  # channel -> its outbound reader
+
+    @property
+    def policy(self) -> RetryPolicy:
+        cfg = self.settings.supervisor
+        return RetryPolicy(cfg.delivery_attempts, cfg.delivery_retry_initial, cfg.delivery_retry_max)
 
     async def run(self, stop: asyncio.Event) -> None:
         if not self.connectors:
             self.started.set()
-        await asyncio.gather(*(self._run_one(c, stop) for c in self.connectors.values()))
+        stopping = asyncio.create_task(self._tell_stopping(stop))
+        try:
+            await asyncio.gather(*(self._run_one(c, stop) for c in self.connectors.values()))
+        finally:
+            stopping.cancel()
+
+    async def _tell_stopping(self, stop: asyncio.Event) -> None:
+        """Sends waiting for a slot (connectors/kit/pacing.py) give up when kefu stops: the
+        batch in hand ends at once, its unsent replies stay pending for the next run."""
+        await stop.wait()
+        for conn in self.connectors.values():
+            conn.ctx.stopping.set()
 
     def _mark_tried(self, name: str) -> None:
         self._tried.add(name)
@@ -86,6 +121,7 @@ class Supervisor:
                     claim_idle_ms=int(self.settings.bus.claim_idle * 1000),
                     heartbeat_ttl=self.settings.bus.heartbeat_ttl, stage=STAGE,
                 )
+                self._consumers[conn.name] = consumer
                 await consumer.run(stop)
                 delay = cfg.restart_initial
             except asyncio.CancelledError:
@@ -135,6 +171,33 @@ class Supervisor:
         await self.bus.park(self.bus.keys.outbound(conn.name), sid, reason, ev.encode(), STAGE)
         return "parked"
 
+    async def _failed(self, conn: Connector, sid: str, ev: Event, exc: DeliveryError) -> bool:
+        """A DeliveryError: park the reply (True) or set when it is tried again."""
+        retry = self._retries.setdefault(sid, _Retry())
+        retry.tries += 1
+        if not exc.unavailable:
+            retry.failures += 1
+        policy = self.policy
+        if exc.permanent or policy.exhausted(retry.failures):
+            del self._retries[sid]
+            log.error("reply parked: the platform refuses it", extra={
+                "channel": conn.name, "message_id": ev.id, "error": str(exc), "attempts": retry.tries,
+                "permanent": exc.permanent})
+            await self.bus.park(self.bus.keys.outbound(conn.name), sid, park_reason(exc), ev.encode(), STAGE)
+            return True
+        delay = policy.delay(retry.tries, exc.retry_after)
+        retry.due = time.monotonic() + delay
+        log.warning("delivery failed, will retry", extra={
+            "channel": conn.name, "message_id": ev.id, "error": str(exc), "attempt": retry.tries,
+            "failures": retry.failures, "of": policy.attempts, "retry_in": round(delay, 2),
+            "unavailable": exc.unavailable})
+        self._retry_within(conn.name, delay)
+        return False
+
+    def _retry_within(self, channel: str, seconds: float) -> None:
+        if (consumer := self._consumers.get(channel)) is not None:
+            consumer.retry_within(seconds)
+
     async def _stop(self, conn: Connector) -> None:
         try:
             await asyncio.wait_for(conn.stop(), 5)
@@ -161,24 +224,28 @@ class Supervisor:
         stale = time.monotonic() - 3 * self.settings.bus.claim_idle
         for cid in [c for c, (_, since) in held.items() if since < stale]:
             del held[cid]
+        forgotten = time.monotonic() - FORGET_AFTER
+        for sid in [s for s, r in self._retries.items() if r.due < forgotten]:
+            del self._retries[sid]
 
         async def in_order(cid: str | None, items: list[tuple[str, Event]]) -> None:
             if cid in held and held[cid][0] not in {sid for sid, _ in items}:
                 return  # not the retry round: wait behind the reply that failed
             for sid, ev in items:
+                retry = self._retries.get(sid)
+                if retry is not None and retry.due > time.monotonic():
+                    held[cid] = (sid, time.monotonic())  # its backoff is not over: the rest waits
+                    self._retry_within(conn.name, retry.due - time.monotonic())
+                    return
                 try:
                     await conn.send(ev)
                 except DeliveryError as exc:
                     metrics.outbound_failed.labels(conn.name).inc()
-                    if exc.permanent:
-                        await self.bus.park(keys.outbound(conn.name), sid, str(exc), ev.encode(), STAGE)
-                        self._count_failure(conn.name, exc)
-                        held.pop(cid, None)
-                        done.append(sid)
-                        continue
-                    log.warning("delivery failed, will retry", extra={
-                        "channel": conn.name, "message_id": ev.id, "error": str(exc)})
                     self._count_failure(conn.name, exc)
+                    if await self._failed(conn, sid, ev, exc):
+                        held.pop(cid, None)
+                        done.append(sid)  # parked
+                        continue
                     held[cid] = (sid, time.monotonic())
                     return  # later replies of this conversation wait behind it
                 except Exception as exc:
@@ -194,6 +261,7 @@ class Supervisor:
                 self.failing[conn.name] = (0, None)
                 self._last_success[conn.name] = time.monotonic()
                 self._crashes.pop(sid, None)
+                self._retries.pop(sid, None)
                 held.pop(cid, None)
                 await r.set(keys.sent(ev.id), "1", ex=SENT_TTL)
                 metrics.outbound_delivered.labels(conn.name).inc()

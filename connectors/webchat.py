@@ -68,10 +68,11 @@ class WebchatConnector(Connector):
     def __init__(self, ctx):
         super().__init__(ctx)
         self.sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
-        self.keys = ctx.bus.keys
-        self.limiter = RateLimiter(ctx.bus.redis, self.keys)
+        self.keys = ctx.keys
+        self.limiter = RateLimiter(ctx.redis, self.keys)
         self._presence_task: asyncio.Task | None = None
-        ctx.fanout.subscribe(self.keys.agent_events, self._on_live_event)
+        ctx.on_live(self._on_live_event)
+        ctx.on_push(self.keys.webchat_push(self.name), self.on_push)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -126,11 +127,11 @@ class WebchatConnector(Connector):
         otherwise anyone; outside the role's working hours nobody is."""
         s = self.ctx.settings
         role = self.config.role or ""
-        closed = {lang: self.ctx.actions.router.off_hours_text(role or s.router.default_role, lang, self.name)
-                  for lang in ("zh", "en")}
+        desk = self.ctx.desk
+        closed = {lang: desk.off_hours_text(role or s.router.default_role, lang, self.name) for lang in ("zh", "en")}
         if closed["zh"]:  # outside working hours: say when a human will answer
             return {"online": False, "offline_note": closed}
-        online = {m.decode() for m in await self.ctx.bus.redis.smembers(self.keys.agents_online)}
+        online = await desk.online_agents()
         if role:
             roles = {role, s.roles[role].fallback if role in s.roles else None}
             online = {a.id for a in s.agents if a.id in online and roles & set(a.roles)}
@@ -186,20 +187,20 @@ class WebchatConnector(Connector):
         for ws in list(self.sockets.get(customer, ())):
             delivered = await _send_json(ws, msg) or delivered
         if delivered:  # a socket that was closing does not count: the reply waits for the next one
-            await self.ctx.bus.redis.lrem(self.keys.webchat_pending(self.name, customer), 0, msg["id"])
+            await self.ctx.redis.lrem(self.keys.webchat_pending(self.name, customer), 0, msg["id"])
 
-    async def send(self, event: Event) -> None:
+    async def send(self, event: Event) -> list[str]:
         frame = {"type": "message", "id": event.id, "text": event.text,
                  "sender": {"kind": event.sender_kind, "name": event.sender_name}, "ts": event.ts,
                  "attachments": event.attachments}
-        r = self.ctx.bus.redis
         pending = self.keys.webchat_pending(self.name, event.customer_id)
-        pipe = r.pipeline(transaction=True)
+        pipe = self.ctx.redis.pipeline(transaction=True)
         pipe.rpush(pending, event.id)
         pipe.expire(pending, PENDING_TTL)
         pipe.publish(self.keys.webchat_push(self.name),
                      json.dumps({**frame, "customer_id": event.customer_id}, ensure_ascii=False))
         await pipe.execute()
+        return [event.id]  # the widget knows a message by kefu's id
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         if self.state != "running":
@@ -217,8 +218,7 @@ class WebchatConnector(Connector):
             await _send_json(ws, _limited_frame(wait, TOO_MANY_VISITORS, "too many new visitors from your address"))
             await ws.close(code=1013, message=b"try again later")
             return ws
-        store = self.ctx.store
-        cid = await store.current_for_customer(self.name, customer) if resumed else None
+        cid = await self.ctx.history.current(customer) if resumed else None
         ws["availability"] = await self.availability()
         await _send_json(ws, {"type": "hello", "visitor_token": token, "conversation_id": cid, **ws["availability"]})
         try:
@@ -245,7 +245,7 @@ class WebchatConnector(Connector):
     async def _admit(self, customer: str, ip: str) -> float:
         """A visitor token kefu knows comes in; a new one (issued now, or made up by
         the client) only within `limits.webchat.new_visitors_per_ip`: seconds to wait."""
-        r, known = self.ctx.bus.redis, self.keys.webchat_visitor(self.name, customer)
+        r, known = self.ctx.redis, self.keys.webchat_visitor(self.name, customer)
         if await r.set(known, 1, ex=VISITOR_TTL, xx=True):
             return 0.0
         wait = await self.limiter.hit(("webchat.new_visitors_per_ip", f"{self.name}:{ip}",
@@ -260,7 +260,7 @@ class WebchatConnector(Connector):
         history = await self._history(cid)
         await _send_json(ws, {"type": "history", "conversation_id": cid, "messages": history})
         self.sockets[customer].add(ws)
-        r, pending_key = self.ctx.bus.redis, self.keys.webchat_pending(self.name, customer)
+        r, pending_key = self.ctx.redis, self.keys.webchat_pending(self.name, customer)
         pending = [mid.decode() for mid in await r.lrange(pending_key, 0, -1)]
         by_id = {m["id"]: m for m in history}
         if any(mid not in by_id for mid in pending):  # stored after the history was read
@@ -270,10 +270,9 @@ class WebchatConnector(Connector):
                 await r.lrem(pending_key, 0, mid)
 
     async def _history(self, cid: str) -> list[dict[str, Any]]:
-        conv = await self.ctx.store.get(cid)
         return [{"id": m["id"], "text": m["text"], "ts": m["ts"], "attachments": m["attachments"],
                  "sender": {"kind": m["sender"]["kind"], "name": m["sender"]["name"]}}
-                for m in (conv["messages"] if conv else [])]
+                for m in await self.ctx.history.messages(cid)]
 
     async def _on_frame(self, ws: web.WebSocketResponse, customer: str, ip: str, data: str) -> None:
         try:

@@ -279,6 +279,13 @@ class StreamConsumer:
                 prefetch.cancel()
                 await asyncio.gather(prefetch, return_exceptions=True)
 
+    def retry_within(self, seconds: float) -> None:
+        """Read this consumer's pending entries again within `seconds` (a handler's
+        backoff ends), or the usual retry round, whichever comes first."""
+        at = time.monotonic() + min(max(seconds, 0.0), self.retry_delay)
+        if self._retry_at is None or at < self._retry_at:
+            self._retry_at = at
+
     async def poll_once(self) -> int:
         """Handle what is waiting now, without blocking (tests, benchmarks)."""
         await self.bus.ensure_group(self.stream, self.group)

@@ -161,19 +161,24 @@ class Keys:
         """Hash: failed-login round and lock-outs of one agent name or address (a digest)."""
         return f"{self.prefix}login:{kind}:{subject}"
 
-    # --- QQ (connectors/qq.py, connectors/qq_agents.py) ------------------------
-    def qq_rate(self, channel: str) -> str:
-        """Next free send slot of a QQ bot (shared rate limit of every process)."""
-        return f"{self.prefix}qq:{channel}:rate"
+    # --- the channel toolkit (connectors/kit/) ------------------------------------
+    def lease(self, name: str) -> str:
+        """Hash (holder, info) of the process holding a platform connection (connectors/kit/lease.py)."""
+        return f"{self.prefix}lease:{name}"
 
-    def qq_parts(self, channel: str, message_id: str) -> str:
-        """How many parts of a long reply were already handed to OneBot."""
-        return f"{self.prefix}qq:{channel}:parts:{message_id}"
+    def pace(self, scope: str) -> str:
+        """Hash (tat, cool): the next send slot of a scope and its retry_after (connectors/kit/pacing.py)."""
+        return f"{self.prefix}pace:{scope}"
 
-    def qq_msg(self, channel: str, qq_message_id: str) -> str:
-        """A message the bot sent (JSON: conversation id, kefu id, snippet), for quotes."""
-        return f"{self.prefix}qq:{channel}:msg:{qq_message_id}"
+    def sent_parts(self, channel: str, message_id: str) -> str:
+        """List of the platform ids of the parts of a long reply already taken (connectors/kit/parts.py)."""
+        return f"{self.prefix}parts:{channel}:{message_id}"
 
+    def msg_ref(self, channel: str, platform_id: str) -> str:
+        """A message the bot sent -> JSON {cid, id, text, to} (connectors/kit/refs.py)."""
+        return f"{self.prefix}ref:{channel}:{platform_id}"
+
+    # --- QQ (connectors/qq/) ----------------------------------------------------
     def qq_tag(self, channel: str, tag: str) -> str:
         """Short conversation tag (#a1b2) -> conversation id."""
         return f"{self.prefix}qq:{channel}:tag:{tag}"
@@ -202,10 +207,6 @@ class Keys:
         """An agent's QQ message already acted on (a re-sent event is ignored)."""
         return f"{self.prefix}qq:{channel}:agentmsg:{platform_msg_id}"
 
-    def qq_holder(self, channel: str) -> str:
-        """Which process holds the OneBot connection, and whether the account is online (TTL)."""
-        return f"{self.prefix}qq:{channel}:holder"
-
     def qq_rpc(self, channel: str) -> str:
         """List of OneBot actions other processes ask the connection holder to run."""
         return f"{self.prefix}qq:{channel}:rpc"
@@ -214,13 +215,9 @@ class Keys:
         """The holder's answer to one forwarded action."""
         return f"{self.prefix}qq:{channel}:rpc:{request_id}"
 
-    # --- Telegram (connectors/telegram.py, connectors/telegram_agents.py) ----
+    # --- Telegram (connectors/telegram/) ----------------------------------------
     # `bot` is the bot's numeric id (the token's part before ':'): two channels
     # or processes using one bot token share these keys.
-    def tg_lease(self, bot: str) -> str:
-        """Process id holding the right to poll / relay for a bot (SET NX PX, renewed)."""
-        return f"{self.prefix}tg:{bot}:lease"
-
     def tg_offset(self, bot: str) -> str:
         """Next getUpdates offset (updates below it are in the stream or acted on)."""
         return f"{self.prefix}tg:{bot}:offset"
@@ -228,26 +225,6 @@ class Keys:
     def tg_update_done(self, bot: str, update_id: int | str) -> str:
         """An agent's update already acted on (a re-delivered update is ignored)."""
         return f"{self.prefix}tg:{bot}:done:{update_id}"
-
-    def tg_rate(self, bot: str, scope: str) -> str:
-        """Sliding-window send log (sorted set) for the bot, a chat, or a group."""
-        return f"{self.prefix}tg:{bot}:rate:{scope}"
-
-    def tg_cooldown(self, bot: str, chat: str) -> str:
-        """Set while Telegram's retry_after for a chat runs (PX)."""
-        return f"{self.prefix}tg:{bot}:cool:{chat}"
-
-    def tg_parts_sent(self, channel: str, message_id: str) -> str:
-        """How many parts of a split outbound message Telegram already took."""
-        return f"{self.prefix}tg:{channel}:parts:{message_id}"
-
-    def tg_file(self, channel: str, name: str) -> str:
-        """Hash describing a stored attachment (file_id, mime, name) for re-download."""
-        return f"{self.prefix}tg:{channel}:file:{name}"
-
-    def tg_msg_conv(self, channel: str, chat_id: int | str, message_id: int | str) -> str:
-        """A message the bot relayed to an agent -> conversation id (reply-to mapping)."""
-        return f"{self.prefix}tg:{channel}:msgconv:{chat_id}:{message_id}"
 
     def tg_topic_conv(self, channel: str, thread_id: int | str) -> str:
         """Forum topic of the agents' group -> conversation id (team mode)."""

@@ -10,6 +10,7 @@ import os
 import aiohttp
 import pytest
 
+from storage.connection import connect
 from tests.kefu_harness import Daemon, RedisServer, base_config
 
 EXTERNAL = os.environ.get("KEFU_TEST_REDIS_URL")
@@ -32,6 +33,17 @@ def shared_redis(request, tmp_path):
         return
     server = RedisServer(tmp_path / "shared-redis").start()
     yield server.url
+    server.stop()
+
+
+@pytest.fixture
+async def redis_client(tmp_path):
+    """A redis-py client (kefu's own pools) on a throwaway redis-server, for parts run in-process."""
+    server = RedisServer(tmp_path / "redis").start()
+    client, blocking = connect(server.url, block_ms=200)
+    yield client
+    await client.aclose()
+    await blocking.aclose()
     server.stop()
 
 

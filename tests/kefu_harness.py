@@ -146,6 +146,18 @@ class Daemon:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:]
 
+    def log_records(self, msg: str) -> list[dict]:
+        """The structured log lines (log.format json) whose message is `msg`, oldest first."""
+        out = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and rec.get("msg") == msg:
+                out.append(rec)
+        return out
+
     def kill(self, sig: int = signal.SIGKILL) -> int | None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)

@@ -201,16 +201,8 @@ async def test_restarts_back_off_and_the_web_chat_is_unaffected(make_daemon, htt
     await wait_for(lambda: connector_state(http, d, "faulty", "failed", "start fault"), message="failed")
 
     def restarts(fault: str) -> list[float]:
-        out = []
-        for line in d.log_path.read_text(errors="replace").splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if rec.get("msg") == "connector failed, restarting" and rec.get("channel") == "faulty" \
-                    and fault in rec["error"]:
-                out.append(rec["retry_in"])
-        return out
+        return [rec["retry_in"] for rec in d.log_records("connector failed, restarting")
+                if rec.get("channel") == "faulty" and fault in rec["error"]]
     await wait_for(lambda: len(restarts("start fault")) >= 6, 30, message="six restarts")
     assert restarts("start fault")[:6] == [0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
     assert int((fdir / "starts").read_text()) >= 6

@@ -5,6 +5,7 @@ requests, the account going offline) and agents answering from QQ.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -12,7 +13,7 @@ import uuid
 import aiohttp
 import pytest
 
-from connectors.qq import normalise, split_text
+from connectors.qq.codec import normalise
 from tests.callback_server import CallbackServer
 from tests.fakes.onebot import (
     FakeOneBotForward,
@@ -23,6 +24,7 @@ from tests.fakes.onebot import (
 from tests.kefu_harness import DEFAULT_AGENTS, Agent, wait_for
 
 TOKEN = "qq-access-token"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 40  # what sniff_image takes for a PNG
 BOT = 10001
 SECRET = "site-secret-for-qq-tests"
 
@@ -112,13 +114,6 @@ def test_normalise_segments_and_cq_strings():
     assert normalise([Seg.file("发票.pdf")])["text"] == "[文件] 发票.pdf"
 
 
-def test_long_replies_split_at_boundaries():
-    text = ("第一段。" * 500) + "\n\n" + ("x" * 4000)
-    parts = split_text(text, 3000)
-    assert "".join(parts).replace("\n", "") == text.replace("\n", "")
-    assert all(len(p) <= 3000 for p in parts) and parts[0].endswith("。")
-
-
 # ---------------------------------------------------------------------- customer side
 async def test_reverse_ws_customer_round_trip(make_daemon, http):
     d = await make_daemon(channels={"webchat": {"kind": "webchat"}, "qq": qq_channel()}).start()
@@ -167,20 +162,27 @@ async def test_reverse_ws_customer_round_trip(make_daemon, http):
     await fake.emit_event({"post_type": "message_sent", "message_type": "private", "self_id": BOT,
                            "user_id": BOT, "target_id": 20001, "message_id": 5555,
                            "message": [Seg.text("马上为您补发")], "sender": {"user_id": BOT}})
-    # Image, face and a quote of the bot's reply, as an array message.
+    # Image, face and a quote of the bot's reply, as an array message.  The image is
+    # fetched from the OneBot host (whose address expires) and kept by kefu, typed by
+    # its bytes (the host says image/jpeg, the bytes are a PNG).
+    url = await fake.add_media("abc.jpg", PNG, "image/jpeg")
     await fake.inject_private_message(20001, [
         Seg.reply(sent["message_id"]), Seg.text("还是不行"), Seg.face(14),
-        Seg.image(file="abc.jpg", url="https://multimedia.example/abc.jpg", file_size=2048)])
+        Seg.image(file="abc.jpg", url=url, file_size=len(PNG))])
     msgs = await wait_for(lambda: _n_messages(alice, cid, 3), message="image message")
     texts = [m["text"] for m in msgs]
     assert texts[:2] == ["我的卡密没收到", "马上为您补发"]
     assert "还是不行[表情]" in texts[2] and "马上为您补发" in texts[2]  # the quote is shown
-    assert msgs[2]["attachments"] == [{"type": "image", "name": "abc.jpg", "size": 2048,
-                                       "url": "https://multimedia.example/abc.jpg"}]
-    # An image alone still reads as something in the console.
-    await fake.inject_private_message(20001, [Seg.image(file="b.png", url="https://m.example/b.png")])
+    (image,) = msgs[2]["attachments"]
+    assert image["type"] == "image/png" and image["name"] == "abc.jpg" and image["size"] == len(PNG)
+    assert image["url"].startswith("/files/")
+    async with http.get(d.url + image["url"]) as r:
+        assert r.status == 200 and r.headers["Content-Type"] == "image/png" and await r.read() == PNG
+    # An image alone still reads as something in the console, also when it is gone from the host.
+    await fake.inject_private_message(20001, [Seg.image(file="b.png", url=fake.media_base_url + "/media/gone")])
     msgs = await wait_for(lambda: _n_messages(alice, cid, 4), message="image-only message")
-    assert msgs[3]["text"] == "[图片]" and msgs[3]["attachments"][0]["url"] == "https://m.example/b.png"
+    assert msgs[3]["text"] == "[图片]" and "url" not in msgs[3]["attachments"][0]
+    assert "404" in msgs[3]["attachments"][0]["error"]
     assert len(await human_messages(alice, cid)) == 4  # nothing duplicated or looped back
 
     # Friend requests are accepted.
@@ -221,7 +223,7 @@ async def test_forward_ws_cq_strings_reconnect_and_no_duplicates(make_daemon, ht
     cid = conv["id"]
     msgs = await human_messages(bob, cid)
     assert msgs[0]["text"] == "付款失败 [订单] & 退款"
-    assert msgs[0]["attachments"][0]["type"] == "file" and msgs[0]["attachments"][0]["name"] == "发票.pdf"
+    assert msgs[0]["attachments"][0]["type"] == "application/pdf" and msgs[0]["attachments"][0]["name"] == "发票.pdf"
 
     code, _ = await bob.reply(cid, "请提供订单号")
     assert code == 201
@@ -302,7 +304,7 @@ async def test_kefu_killed_mid_conversation_loses_and_duplicates_nothing(shared_
     # The waiting reply goes out once; the re-sent old event is ignored.
     await fake.wait_for_sent(sent_to(fake, 20001, "收到,正在核实"), timeout=30)
     await fake.inject_private_message(20001, "卡密无效", message_id=first["message_id"])
-    await fake.inject_private_message(20001, [Seg.image(file="s.png", url="https://m.example/s.png")])
+    await fake.inject_private_message(20001, [Seg.image(file="s.png", url=await fake.add_media("s.png", PNG, "image/png"))])
     alice = await Agent(d, http, "alice").login()
     msgs = await wait_for(lambda: _n_messages(alice, cid, 4), message="screenshot")
     assert [m["text"] for m in msgs] == ["卡密无效", "请发截图", "收到,正在核实", "[图片]"]
@@ -511,3 +513,53 @@ async def test_reverse_split_event_and_api_connections(make_daemon, http):
     assert not events.actions  # actions never go to the event-only connection
     await events.stop()
     await api.stop()
+
+
+async def test_a_reply_qq_keeps_refusing_is_parked_after_growing_waits(make_daemon, http):
+    """OneBot refuses one reply again and again while the account is online: each failure
+    is logged with a longer wait before the next try, then the reply is parked (kept,
+    counted, listed) and the customer's next reply goes out."""
+    d = await make_daemon(channels={"qq": qq_channel()},
+                          supervisor={"delivery_attempts": 4, "delivery_retry_initial": 0.2,
+                                      "delivery_retry_max": 5}).start()
+    alice = await Agent(d, http, "alice").login()
+    await alice.presence("online")
+    fake = await reverse_fake(d)
+    await fake.inject_private_message(20001, "在吗")
+    cid = (await wait_for(lambda: conv_of(alice, "qq", "20001"), message="QQ conversation"))["id"]
+    await fake.wait_for(lambda: fake.sent, timeout=10)  # kefu's welcome is out
+    fake.fail_next("send_private_msg", retcode=1200, message="消息被拒收", times=4)
+    code, refused = await alice.reply(cid, "这条会被拒收")
+    assert code == 201
+    parked = await wait_for(lambda: _health_parked(d), 30, message="the refused reply parked")
+    assert parked == 1
+    failures = [r for r in d.log_records("delivery failed, will retry") if r["message_id"] == refused["id"]]
+    assert [r["retry_in"] for r in failures] == [0.2, 0.4, 0.8] and all("1200" in r["error"] for r in failures)
+    (gave_up,) = d.log_records("reply parked: the platform refuses it")
+    assert gave_up["message_id"] == refused["id"] and gave_up["attempts"] == 4
+    code, _ = await alice.reply(cid, "换个说法")
+    assert code == 201
+    await fake.wait_for_sent(sent_to(fake, 20001, "换个说法"), timeout=10)
+    assert not [s for s in fake.sent if "拒收" in s["text"]]
+    await fake.stop()
+
+
+async def _health_parked(d) -> int:
+    return (await _health(d))["parked"]
+
+
+async def test_stopping_with_qq_connected_waits_for_nothing(make_daemon, http):
+    """SIGTERM while OneBot is connected (sending heartbeats, and dialling again at once
+    when kefu closes the socket): the connector stops at once — never cut off by the
+    supervisor's stop timeout — and kefu exits 0.  Three stops, each at another moment
+    of kefu's own one-second rounds."""
+    d = make_daemon(channels={"qq": qq_channel()}, bus={"block_ms": 1000})
+    for beats in (3, 4, 5):
+        await d.start()
+        fake = await reverse_fake(d, heartbeat_interval=370)
+        await fake.wait_for(lambda: len([e for e in fake.events if e.get("meta_event_type") == "heartbeat"])
+                            >= beats, timeout=10)
+        assert await asyncio.to_thread(d.stop) == 0  # OneBot goes on meanwhile
+        await fake.stop()
+        assert not d.log_records("connector stop failed"), beats
+    assert len(d.log_records("stopped")) == 3

@@ -199,6 +199,29 @@ async def test_webhook_secret_checked_and_redelivery_stored_once(make_daemon, ht
     assert h["mode"] == "webhook" and h["state"] == "running"
 
 
+async def test_replies_to_one_chat_are_paced_never_a_429(make_daemon, http):
+    """Telegram allows about one message a second per chat.  A fake that refuses a second
+    message within the second (429, no burst allowance) gets ten replies in a row, all
+    accepted at the first try, in order."""
+    strict = FakeTelegram(TOKEN, enforce_rate_limits=True, private_burst=1)
+    await strict.start()
+    try:
+        d = await make_daemon(channels={"tg": tg_channel(strict)}, agents=AGENTS).start()
+        alice = await Agent(d, http, "alice").login()
+        await alice.presence("online")
+        strict.inject_private_message(CUSTOMER, "在吗")
+        cid = (await one_conversation(alice, "tg"))["id"]
+        texts = [f"回复 {i}" for i in range(10)]
+        for text in texts:
+            assert (await alice.reply(cid, text))[0] == 201
+        await strict.wait_for(lambda: [m.text for m in sent_to(strict, CUSTOMER) if m.text in texts] == texts,
+                              timeout=30)
+        assert not [r for r in strict.requests if r.get("status") == 429]
+        assert strict.rate_violations == []
+    finally:
+        await strict.stop()
+
+
 # ---------------------------------------------------------------------- agents on Telegram
 async def test_private_mode_agents_answer_by_reply(make_daemon, http, tg, callback):
     d = await make_daemon(channels={
@@ -462,23 +485,8 @@ async def _customer_texts(agent: Agent, cid: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------- pure helpers
-def test_split_text_prefers_sensible_boundaries():
-    from connectors.telegram import split_text, utf16_len
-
-    assert split_text("short") == ["short"]
-    lines = "\n".join(f"line {i}: " + "x" * 50 for i in range(200))  # no paragraphs
-    parts = split_text(lines)
-    assert all(utf16_len(p) <= 4096 for p in parts) and all(p.startswith("line ") for p in parts)
-    sentences = "这是一句话。" * 1500  # no line breaks: cut after a sentence
-    parts = split_text(sentences)
-    assert all(p.endswith("。") for p in parts) and "".join(parts) == sentences
-    emoji = "😀" * 5000  # 2 UTF-16 units each, as Telegram counts: hard cut, never inside one
-    parts = split_text(emoji)
-    assert all(utf16_len(p) <= 4096 for p in parts) and "".join(parts) == emoji
-
-
 def test_agent_commands_are_parsed():
-    from connectors.telegram_agents import parse_command
+    from connectors.telegram.agents import parse_command
 
     assert parse_command("/transfer finance") == ("transfer", "finance")
     assert parse_command("/claim@kefu_bot") == ("claim", "")

@@ -27,7 +27,7 @@ from discord.gateway import DiscordWebSocket
 from discord.http import HTTPClient, Route
 
 from connectors.discord.config import DiscordChannel
-from connectors.text_parts import split_text
+from connectors.kit.text import split_text
 
 MAX_MESSAGE = 2000  # characters per message
 MAX_FILES = 10  # attachments per message

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from connectors.text_parts import split_text, utf8_size
+from connectors.kit.text import split_text, utf8_bytes
 from connectors.wecom.rules import EXPLANATIONS, RULE_QUOTA, RULE_WINDOW
 
 MAX_TEXT_BYTES = 2048
@@ -172,7 +172,7 @@ def stable_msgid(message_id: str, part: int = 0) -> str:
 
 
 def text_parts(text: str) -> list[str]:
-    return split_text(text, MAX_TEXT_BYTES, utf8_size)
+    return split_text(text, MAX_TEXT_BYTES, utf8_bytes)
 
 
 class WecomApi:

@@ -1,4 +1,4 @@
-"""Agents answering from Telegram (the agent side of connectors/telegram.py).
+"""Agents answering from Telegram (the agent side of the Telegram connector).
 
 An agent's Telegram account is theirs when config.yaml says so (`telegram_id`)
 or after they sent ``/link CODE`` (a one-time code from the console) to the bot.
@@ -52,19 +52,19 @@ from typing import TYPE_CHECKING, Any
 from telegram import Message, Update
 from telegram.error import BadRequest, Forbidden, TelegramError
 
+from connectors.telegram.codec import platform_id
 from routing.actions import refusal
-from routing.config import AgentConfig
 from routing.masking import mask_text
 from routing.permissions import Audience, may_see
 from storage.conversations import ConversationError
 from storage.events import BrokenEvent, Event
 
 if TYPE_CHECKING:
-    from connectors.telegram import TelegramConnector
+    from routing.config import AgentConfig
+    from connectors.telegram.connector import TelegramConnector
 
 HISTORY = 5  # messages shown under the header when a conversation reaches a new target
 SWEEP_INTERVAL = 15.0  # s between catch-up sweeps over open conversations
-MAP_TTL = 30 * 86400  # s a relayed message stays answerable by reply-to
 DONE_TTL = 3 * 86400
 
 HELP = ("kefu bot — commands:\n"
@@ -98,10 +98,13 @@ class TelegramAgentBridge:
     def __init__(self, conn: "TelegramConnector"):
         self.conn = conn
         self.ctx = conn.ctx
+        relay = conn.ctx.relay
+        assert relay is not None, "the Telegram connector relays agents: it needs a RelayContext"
+        self.store, self.actions = relay.store, relay.actions
         self.cfg = conn.config.agents
         self.mode = self.cfg.mode
-        self.keys = conn.keys
-        self.redis = conn.redis
+        self.keys = conn.ctx.keys
+        self.redis = conn.ctx.redis
         self.ch = conn.name
         self.log = conn.log
         self.audience = Audience(self.cfg.roles)  # who reads the team group
@@ -109,7 +112,11 @@ class TelegramAgentBridge:
         self._dirty: set[str] = set()
         self._sweeper: asyncio.Task | None = None
         if self.mode != "off":
-            self.ctx.fanout.subscribe(self.keys.agent_events, self.on_event)
+            relay.on_live(self.on_event)
+
+    async def linked_agent(self, user_id: int | str) -> AgentConfig | None:
+        """The agent a Telegram account belongs to (config.yaml, or linked with /link)."""
+        return await self.actions.linked_agent("telegram", user_id)
 
     # -- leadership -----------------------------------------------------------------
     def became_leader(self) -> None:
@@ -160,7 +167,7 @@ class TelegramAgentBridge:
 
     # -- live events → syncs ----------------------------------------------------------
     async def on_event(self, data: bytes) -> None:
-        if not self.conn.leader or self.conn.bot is None:
+        if not self.conn.leader or self.conn.client.bot is None:
             return
         try:
             ev = json.loads(data)
@@ -198,9 +205,9 @@ class TelegramAgentBridge:
 
     # -- syncing one conversation -------------------------------------------------------
     async def sync(self, cid: str) -> None:
-        if self.conn.bot is None or not self.conn.leader:
+        if self.conn.client.bot is None or not self.conn.leader:
             return
-        conv = await self.ctx.store.get(cid, messages=False)
+        conv = await self.store.get(cid, messages=False)
         if conv is None:
             return
         rk = self.keys.tg_relay(self.ch, cid)
@@ -256,14 +263,14 @@ class TelegramAgentBridge:
         return mask_text(f"{who}: {e.text}{files}")  # SPEC: masked in agents' chat apps
 
     def _telegram_files(self, events: list[Event], target_agent: str | None) -> list[dict]:
-        """Attachments to forward as files (those the bot can send: see TelegramConnector.sendable_file)."""
+        """Attachments to forward as files (those the bot can send: see TelegramFiles.sendable)."""
         return [a for e in events if self._relayable(e, target_agent) for a in e.attachments
                 if isinstance(a, dict) and not a.get("error")]
 
     async def _forward_files(self, chat: int, cid: str, files: list[dict], thread: int | None = None) -> None:
         conn, group = self.conn, chat < 0
         for a in files:
-            sendable = await conn.sendable_file(a)
+            sendable = await conn.files.sendable(a)
             if sendable is None:
                 continue  # not one the bot can send (its name is in the relayed text)
             send, file = sendable
@@ -271,13 +278,12 @@ class TelegramAgentBridge:
             if thread is not None:
                 kw["message_thread_id"] = thread
             try:
-                m = await conn._call(chat, lambda s=send, f=file, kw=kw: s(chat, f, **kw),
-                                     group=group, for_agents=True)
+                m = await conn.client.call(chat, lambda s=send, f=file, kw=kw: s(chat, f, **kw))
             except TelegramError as exc:
                 self.log.info("file not relayed", extra={"channel": self.ch, "error": str(exc)})
                 continue
             if not group:
-                await self.redis.set(self.keys.tg_msg_conv(self.ch, chat, m.message_id), cid, ex=MAP_TTL)
+                await self.ctx.refs.remember([platform_id(chat, m.message_id)], {"cid": cid, "to": "agent"})
 
     def _relayable(self, e: Event, target_agent: str | None) -> bool:
         """Everything but what the target wrote from Telegram itself."""
@@ -286,37 +292,33 @@ class TelegramAgentBridge:
         return True
 
     def _agent_name(self, agent_id: str | None) -> str:
-        a = self.ctx.actions.agent(agent_id) if agent_id else None
+        a = self.actions.agent(agent_id) if agent_id else None
         return a.name if a else (agent_id or "")
 
     async def agent_chat(self, agent_id: str | None) -> str | None:
         """The private chat (= Telegram user id) of an agent, if linked."""
-        a = self.ctx.actions.agent(agent_id) if agent_id else None
+        a = self.actions.agent(agent_id) if agent_id else None
         if a is None:
             return None
-        acct = self.ctx.actions.chat_account("telegram", a)
+        acct = self.actions.chat_account("telegram", a)
         if acct:
             return acct
         acct = _s(await self.redis.get(self.keys.tg_agent_account(a.id))) or None
         if acct:
-            linked = await self.ctx.actions.linked_agent("telegram", acct)
+            linked = await self.actions.linked_agent("telegram", acct)
             if linked is None or linked.id != a.id:  # re-linked to someone else since
                 return None
         return acct
 
     async def _send_mapped(self, chat: int, cid: str, text: str, **kw: Any) -> list[Message]:
-        msgs = await self.conn.send_text(chat, text, **kw)
-        if msgs:
-            pipe = self.redis.pipeline(transaction=False)
-            for m in msgs:
-                pipe.set(self.keys.tg_msg_conv(self.ch, chat, m.message_id), cid, ex=MAP_TTL)
-            await pipe.execute()
+        msgs = await self.conn.client.send_text(chat, text, **kw)
+        await self.ctx.refs.remember([platform_id(chat, m.message_id) for m in msgs], {"cid": cid, "to": "agent"})
         return msgs
 
     async def _sync_private(self, conv: dict, st: dict, rk: str) -> None:
         cid = conv["id"]
         assignee = conv["assignee"] if conv["status"] == "open" else None
-        owner = self.ctx.actions.agent(assignee) if assignee else None
+        owner = self.actions.agent(assignee) if assignee else None
         chat = await self.agent_chat(assignee) if owner is not None and may_see(owner, conv) else None
         old = st.get("chat") or None
         if chat and chat != old:
@@ -386,8 +388,8 @@ class TelegramAgentBridge:
         if not visible:
             if st.get("hidden") != "1":
                 try:
-                    await self.conn.send_text(group, f"→ {conv.get('role') or '—'} · no longer relayed here",
-                                              thread_id=thread, group=True)
+                    await self.conn.client.send_text(group, f"→ {conv.get('role') or '—'} · no longer relayed here",
+                                                     thread_id=thread)
                 except TelegramError as exc:
                     self.log.info("telegram notice not sent", extra={"channel": self.ch, "error": str(exc)})
             await self._skip(conv, rk, "1")
@@ -397,7 +399,7 @@ class TelegramAgentBridge:
                 and conv["status"] == (st.get("status") or "open")):
             return  # nothing new: do not spend one of the group's 20 messages a minute
         # Take the group's rate slot first, so everything that arrived meanwhile is merged.
-        await self.conn.limiter.acquire(group, group=True)
+        await self.conn.client.pace(group)
         st = {_s(k): _s(v) for k, v in (await self.redis.hgetall(rk)).items()}
         events, cursor = await self._pending(cid, int(st.get("cursor") or 0))
         lines = [self._line(e) for e in events if self._relayable(e, None)]
@@ -408,7 +410,7 @@ class TelegramAgentBridge:
             lines.append("✅ closed")
         if lines:
             try:
-                await self.conn.send_text(group, "\n".join(lines), thread_id=thread, group=True, acquired=True)
+                await self.conn.client.send_text(group, "\n".join(lines), thread_id=thread, paced=True)
                 await self._forward_files(group, cid, self._telegram_files(events, None), thread)
             except BadRequest as exc:
                 if "thread not found" not in str(exc).lower() and "topic_deleted" not in str(exc).lower():
@@ -432,9 +434,8 @@ class TelegramAgentBridge:
     async def _open_topic(self, conv: dict, rk: str, group: int) -> None:
         cid = conv["id"]
         name = f"{self._customer(conv)} · {conv['channel']} · #{tag(cid)}"[:128]
-        await self.conn.limiter.acquire(group, group=True)
-        topic = await self.conn._call(group, lambda: self.conn.bot.create_forum_topic(group, name),
-                                      group=True, for_agents=True, acquired=True)
+        client = self.conn.client
+        topic = await client.call(group, lambda: client.bot.create_forum_topic(group, name))
         thread = topic.message_thread_id
         await self.redis.set(self.keys.tg_topic_conv(self.ch, thread), cid)
         events, total = await self._recent(cid)
@@ -444,12 +445,12 @@ class TelegramAgentBridge:
         text = "🆕 " + self._header(conv) + who + ("\n" + "\n".join(lines) if lines else "")
         await self.redis.hset(rk, mapping={"thread": thread, "cursor": total, "agent": assignee,
                                            "status": conv["status"]})
-        await self.conn.send_text(group, text, thread_id=thread, group=True)
+        await self.conn.client.send_text(group, text, thread_id=thread)
         await self._forward_files(group, cid, self._telegram_files(events, None), thread)
 
     # -- what agents write ----------------------------------------------------------------
     async def handle(self, update: Update, msg: Message, agent: AgentConfig | None) -> None:
-        done = self.keys.tg_update_done(self.conn.bot_id, update.update_id)
+        done = self.keys.tg_update_done(self.conn.client.bot_id, update.update_id)
         if await self.redis.exists(done):
             return
         await self._handle(msg, agent)
@@ -461,14 +462,14 @@ class TelegramAgentBridge:
             return
         in_group = msg.chat.type != "private"
         if agent is None:
-            agent = await self.ctx.actions.linked_agent("telegram", user.id)
+            agent = await self.linked_agent(user.id)
         text = (msg.text or msg.caption or "").strip()
         cmd, arg = parse_command(text)
         if cmd == "link":
             if in_group:
                 await self._say(msg, "Send /link CODE to me in a private chat.")
                 return
-            linked = await self.ctx.actions.redeem_link_code(arg, "telegram", str(user.id)) if arg else None
+            linked = await self.actions.redeem_link_code(arg, "telegram", str(user.id)) if arg else None
             if linked is None:
                 await self._say(msg, "That code is not valid (or expired). Get a new one in the console.")
                 return
@@ -493,10 +494,10 @@ class TelegramAgentBridge:
                 return  # chatter in the group's General topic
             await self._say(msg, "Which conversation? " + WHERE[self.mode])
             return
-        actions = self.ctx.actions
+        actions = self.actions
         try:
             if cmd is None:
-                files, problem = await self.conn.keep_files(msg)
+                files, problem = await self.conn.files.keep_files(msg)
                 if problem:
                     await self._say(msg, f"✘ Not sent: {problem}", cid)
                     return
@@ -538,13 +539,14 @@ class TelegramAgentBridge:
             rt = msg.reply_to_message
             if rt is None:
                 return None
-            return _s(await self.redis.get(self.keys.tg_msg_conv(self.ch, msg.chat.id, rt.message_id))) or None
+            ref = await self.ctx.refs.recall(platform_id(msg.chat.id, rt.message_id))
+            return ref.get("cid") if ref and ref.get("to") == "agent" else None
         if self.mode == "team" and msg.message_thread_id and msg.is_topic_message:
             return _s(await self.redis.get(self.keys.tg_topic_conv(self.ch, msg.message_thread_id))) or None
         return None
 
     async def _who(self, agent: AgentConfig, cid: str) -> str:
-        conv = await self.ctx.actions.view(agent, cid, via="telegram", limit=HISTORY)
+        conv = await self.actions.view(agent, cid, via="telegram", limit=HISTORY)
         c = conv["customer"]
         lines = [self._header(conv),
                  f"customer: {c.get('name') or '—'} ({c.get('id')}) · tier {c.get('tier') or 'new'}"
@@ -569,7 +571,6 @@ class TelegramAgentBridge:
             if cid and not in_group:
                 await self._send_mapped(chat, cid, text, reply_to=msg.message_id)
             else:
-                await self.conn.send_text(chat, text, thread_id=thread, reply_to=msg.message_id,
-                                          group=in_group)
+                await self.conn.client.send_text(chat, text, thread_id=thread, reply_to=msg.message_id)
         except TelegramError as exc:
             self.log.info("telegram answer to agent not sent", extra={"channel": self.ch, "error": str(exc)})

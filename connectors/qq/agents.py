@@ -21,7 +21,7 @@
   with the same sentence the console shows.  The customer only sees the agent's
   name, on the customer's own channel.
 
-Relays are live pushes (pub/sub), not the durable path: a relay missed while the
+Relays are live pushes, not the durable path: a relay missed while the
 bot was offline is not re-sent, but /who shows the recent history.  Several kefu
 processes relay each message once (Redis markers); only a process holding the
 OneBot connection relays.
@@ -35,6 +35,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import DeliveryError
+from connectors.qq.transport import Target
 from routing.actions import refusal
 from routing.masking import mask_text
 from routing.permissions import Audience, may_see
@@ -42,15 +43,13 @@ from storage.conversations import ConversationError
 from storage.events import BrokenEvent, Event
 
 if TYPE_CHECKING:
+    from connectors.qq.connector import QQConnector
     from routing.config import AgentConfig
-    from connectors.qq import QQConnector
 
 MAP_TTL = 30 * 86400
 HISTORY = 5  # messages in a relay header and in /who
 TAG_RE = re.compile(r"^\s*#([0-9a-fA-F]{3,12})(?![0-9a-zA-Z])\s*")
 LINK_RE = re.compile(r"^\s*/link(?:\s+(\S+))?\s*$", re.IGNORECASE)
-
-Target = tuple[str, int]  # ("private", qq) or ("group", group id)
 
 HELP = ("Answer a customer by quoting a relayed message or with \"#tag text\".\n"
         "Commands (quote or #tag first): /claim  /close  /transfer <role|agent>  "
@@ -72,11 +71,14 @@ class AgentBridge:
         self.c = conn
         self.cfg = conn.config.agents
         self.name = conn.name
-        self.keys = conn.keys
-        self.redis = conn.redis
-        self.actions = conn.ctx.actions
-        self.store = conn.ctx.store
+        self.keys = conn.ctx.keys
+        self.redis = conn.ctx.redis
+        relay = conn.ctx.relay
+        assert relay is not None, "the QQ connector relays agents: it needs a RelayContext"
+        self.actions = relay.actions
+        self.store = relay.store
         self.log = conn.log
+        relay.on_live(self.on_live_event)
         self.audience = Audience(self.cfg.roles)  # who reads the agents' group
         self._live: asyncio.Queue = asyncio.Queue(maxsize=5000)
 
@@ -229,10 +231,10 @@ class AgentBridge:
                 pipe.set(self.keys.qq_relay_done(self.name, m["id"], _tkey(target)), "1", nx=True, ex=7 * 86400)
             await pipe.execute()
         segs = [{"type": "text", "data": {"text": "\n".join(lines)}}]
-        segs += await self.c.media_segments([a for m in messages if m["sender"].get("kind") != "bot"
+        segs += await self.c.outbound.media_segments([a for m in messages if m["sender"].get("kind") != "bot"
                                              for a in m.get("attachments") or []], sep="\n")
         try:
-            await self.c.send_remembered(target, segs, {"cid": cid, "to": "agent"}, attempts=2)
+            await self.c.outbound.send_remembered(target, segs, {"cid": cid, "to": "agent"}, attempts=2)
         except DeliveryError:
             await self.redis.srem(relayed_key, _tkey(target))
             raise
@@ -268,8 +270,8 @@ class AgentBridge:
             tag = await self.tag(cid)
             name = sender.get("name") or sender.get("kind") or ""
             segs: list[dict] = [{"type": "text", "data": {"text": f"#{tag} {name}: {_short(msg.get('text') or '', 2500)}"}}]
-            segs += await self.c.media_segments(msg.get("attachments") or [], sep="\n")
-            await self.c.send_remembered(target, segs, {"cid": cid, "id": msg["id"], "to": "agent"}, attempts=2)
+            segs += await self.c.outbound.media_segments(msg.get("attachments") or [], sep="\n")
+            await self.c.outbound.send_remembered(target, segs, {"cid": cid, "id": msg["id"], "to": "agent"}, attempts=2)
 
     # -- agents' messages → actions --------------------------------------------------
     async def on_private_message(self, ev: dict, msg: dict, pmid: str) -> bool:
@@ -289,7 +291,7 @@ class AgentBridge:
         if self.cfg.mode != "group" or str(ev.get("group_id")) != str(self.cfg.group_id):
             return
         text = msg["text"]
-        quoted = await self.c.recall(msg["reply_to"])
+        quoted = await self.c.outbound.recall(msg["reply_to"])
         addressed = ((quoted and quoted.get("to") == "agent") or TAG_RE.match(text) or text.lstrip().startswith("/")
                      or (self.c.self_id is not None and self.c.self_id in msg["at"]))
         if not addressed:
@@ -330,7 +332,7 @@ class AgentBridge:
         quote = ev.get("message_id")
         text = "" if msg["placeholder"] else msg["text"]
         cid = None
-        quoted = await self.c.recall(msg["reply_to"])
+        quoted = await self.c.outbound.recall(msg["reply_to"])
         if quoted and quoted.get("to") == "agent" and quoted.get("cid"):
             cid = quoted["cid"]
         m = TAG_RE.match(text)
@@ -384,7 +386,7 @@ class AgentBridge:
             elif cmd:
                 await self._say(where, f"Unknown command {cmd}.\n{HELP}", quote)
             elif text or msg["attachments"]:
-                files, problem = await self.c.keep_files(msg["attachments"])
+                files, problem = await self.c.outbound.keep_files(msg["attachments"])
                 if problem:
                     await self._say(where, f"#{tag} not sent: {problem}", quote)
                     return
@@ -426,6 +428,6 @@ class AgentBridge:
         m = TAG_RE.match(text)
         cid = await self.resolve_tag(m.group(1)) if m else None
         try:  # a quote of an answer about a conversation picks that conversation too
-            await self.c.send_remembered(where, segs, {"cid": cid, "to": "agent"} if cid else {}, attempts=2)
+            await self.c.outbound.send_remembered(where, segs, {"cid": cid, "to": "agent"} if cid else {}, attempts=2)
         except DeliveryError as exc:
             self.log.warning("answer to QQ agent not sent", extra={"error": str(exc)})
